@@ -1,0 +1,42 @@
+"""``vlnorm-verl check [--config-dir DIR] [--config-name NAME] [overrides...]``: run the start-up check.
+
+Composes the config as verl's trainer would (plus the project's config groups on the search path)
+and runs :func:`vlnorm_verl.startup_check.check_config`. Exit 0 and a one-line summary when the
+run is consistent (or does not use VL Norm); exit 1 with the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+ACCEPTS_EXTRA_ARGS = True
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config-dir", default=None, help="directory of the primary config (default: verl's)")
+    parser.add_argument("--config-name", default="ppo_trainer", help="primary config name (default: ppo_trainer)")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. +aggregation=vl_norm")
+
+
+def run(args: argparse.Namespace) -> int:
+    import verl  # noqa: F401  (loads the plugin as every verl process does)
+
+    from vlnorm_verl.compose import compose_config
+    from vlnorm_verl.settings import VLNormConfigError
+    from vlnorm_verl.startup_check import check_config
+
+    overrides = list(args.overrides) + list(getattr(args, "extra", []))
+    try:
+        cfg = compose_config(args.config_name, overrides, config_dir=args.config_dir)
+        settings = check_config(cfg)
+    except VLNormConfigError as exc:
+        print(f"VL Norm start-up check failed: {exc}", file=sys.stderr)
+        return 1
+    if settings is None:
+        print("VL Norm is not enabled in this config (nothing to check).")
+    else:
+        print(
+            f"VL Norm config OK: alpha={settings.alpha} scope={settings.scope} base_estimator={settings.base_estimator}"
+        )
+    return 0

@@ -1,0 +1,43 @@
+"""verl plugin entry point (group ``verl.plugins``): registers VL Norm in every verl process.
+
+verl imports this module (``EntryPoint.load()``) on ``import verl`` in the driver, the TaskRunner
+and every Ray worker; importing it calls :func:`register`, which registers the ``vl_norm``
+advantage estimator and the ``vl_norm`` policy loss through verl's public registries. It is
+idempotent. verl logs a failing plugin at DEBUG level only, so the start-up check
+(:func:`vlnorm_verl.startup_check.check_plugin`) re-loads the entry point and raises the real
+error, and the worker-side config class makes a worker fail loudly too.
+"""
+
+from __future__ import annotations
+
+ENTRY_POINT_GROUP = "verl.plugins"
+ENTRY_POINT_NAME = "vlnorm_verl"
+
+
+def register() -> None:
+    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, register_adv_est, register_policy_loss
+
+    from vlnorm_verl.estimator import compute_vl_norm_advantage
+    from vlnorm_verl.policy_loss import compute_policy_loss_vl_norm
+    from vlnorm_verl.settings import ESTIMATOR_NAME, LOSS_MODE
+
+    current = ADV_ESTIMATOR_REGISTRY.get(ESTIMATOR_NAME)
+    if current is not None and current is not compute_vl_norm_advantage:
+        if getattr(current, "__module__", None) != compute_vl_norm_advantage.__module__:
+            raise RuntimeError(
+                f"another package already registered the advantage estimator {ESTIMATOR_NAME!r}: {current}"
+            )
+        del ADV_ESTIMATOR_REGISTRY[ESTIMATOR_NAME]  # our own module was re-imported
+    register_adv_est(ESTIMATOR_NAME)(compute_vl_norm_advantage)
+    register_policy_loss(LOSS_MODE)(compute_policy_loss_vl_norm)
+
+
+def is_registered() -> bool:
+    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, POLICY_LOSS_REGISTRY
+
+    from vlnorm_verl.settings import ESTIMATOR_NAME, LOSS_MODE
+
+    return ESTIMATOR_NAME in ADV_ESTIMATOR_REGISTRY and LOSS_MODE in POLICY_LOSS_REGISTRY
+
+
+register()

@@ -1,0 +1,90 @@
+"""The ``vl_norm`` policy loss: verl's clipped PPO surrogate, aggregated the VL Norm way.
+
+The per-token surrogate is verl's own ``compute_policy_loss_vanilla`` (clip-higher, dual clip
+``clip_ratio_c``, rollout importance weights); only the aggregation of the policy-gradient term
+changes. The entropy and KL terms are aggregated by verl's ``ppo_loss`` with ``loss_agg_mode`` as
+before, so a KL penalty keeps its scale. M = ``actor.loss_scale_factor`` (= data.max_response_length).
+
+* scope ``batch``: the advantages already carry w_i = L_i^-alpha / mean_batch L^-alpha (folded in by
+  the ``vl_norm`` estimator); the term is verl's ``seq-mean-token-sum-norm``: sum_i S_i / (rows * M)
+  over the optimizer mini-batch, the authors' released formulation.
+* scope ``minibatch``: loss = (1/M) sum_i L_i^-alpha S_i / D with D = sum_{j in mini-batch} L_j^-alpha
+  over all micro-batches and data-parallel ranks (from :mod:`vlnorm_verl.engine_hook`). Each row's
+  factor L_i^-alpha / (M D) enters as a per-token weight of the surrogate, which verl then sums
+  (``token-sum``, times dp_size since FSDP averages gradients over ranks).
+
+Both report, next to verl's metrics, the weights' statistics over the mini-batch
+(``actor/vl_norm/*``: effective-sample-size fraction, min/max weight relative to the mean, mean
+and coefficient of variation of the response lengths).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from verl.trainer.ppo.core_algos import compute_policy_loss_vanilla
+
+from vlnorm_verl.aggregation import WeightSums, inverse_length_powers
+from vlnorm_verl.engine_hook import current_minibatch, row_lengths
+from vlnorm_verl.loss_config import vl_norm_loss_settings
+from vlnorm_verl.settings import VLNormConfigError
+
+METRIC_PREFIX = "actor/vl_norm/"
+
+
+def compute_policy_loss_vl_norm(
+    old_log_prob: torch.Tensor,
+    log_prob: torch.Tensor,
+    advantages: torch.Tensor,
+    response_mask: torch.Tensor,
+    loss_agg_mode: str = "token-mean",
+    config: Any = None,
+    rollout_is_weights: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """verl PolicyLossFn for ``loss_mode: vl_norm`` (``loss_agg_mode`` is left to entropy and KL)."""
+    if config is None:
+        raise VLNormConfigError("the vl_norm policy loss needs verl's actor config")
+    alpha, scope = vl_norm_loss_settings(config)
+    max_length = config.loss_scale_factor
+    if max_length is None:
+        raise VLNormConfigError(
+            "actor_rollout_ref.actor.loss_scale_factor is null; set it to ${data.max_response_length} for VL Norm"
+        )
+    minibatch = current_minibatch()
+    lengths = row_lengths(response_mask)
+
+    if scope == "batch":
+        pg_loss, metrics = compute_policy_loss_vanilla(
+            old_log_prob=old_log_prob,
+            log_prob=log_prob,
+            advantages=advantages,
+            response_mask=response_mask,
+            loss_agg_mode="seq-mean-token-sum-norm",
+            config=config,
+            rollout_is_weights=rollout_is_weights,
+        )
+    else:
+        if minibatch is None:
+            raise VLNormConfigError(
+                "VL Norm scope=minibatch needs verl's FSDP engine (actor strategy fsdp/fsdp2, verl 0.9.x) so the "
+                "mini-batch sum of L^-alpha is known; this engine did not provide it. Use algorithm.vl_norm.scope=batch"
+            )
+        # rows with L = 0 have u = 0; guard D = 0 (an all-empty mini-batch) against 0/0
+        row_factor = inverse_length_powers(lengths, alpha) / (float(max_length) * max(minibatch.sum_u, 1e-300))
+        token_weights = row_factor.to(log_prob.dtype).unsqueeze(-1).expand_as(log_prob)
+        if rollout_is_weights is not None:
+            token_weights = token_weights * rollout_is_weights
+        pg_loss, metrics = compute_policy_loss_vanilla(
+            old_log_prob=old_log_prob,
+            log_prob=log_prob,
+            advantages=advantages,
+            response_mask=response_mask,
+            loss_agg_mode="token-sum",
+            config=config,
+            rollout_is_weights=token_weights,
+        )
+
+    sums = minibatch if minibatch is not None else WeightSums.from_lengths(lengths, alpha)
+    metrics.update(sums.stats().as_metrics(METRIC_PREFIX))
+    return pg_loss, metrics

@@ -1,0 +1,63 @@
+"""VL Norm's user settings, parsed and validated. No verl import.
+
+The single source of truth is ``algorithm.vl_norm`` in the trainer config::
+
+    algorithm:
+      adv_estimator: vl_norm
+      vl_norm: {alpha: 1.0, scope: batch, base_estimator: grpo}
+
+``alpha`` >= 0 (0 = Dr. GRPO Norm); ``scope`` is the normalisation set S: ``batch`` (the whole
+rollout batch, the authors' released formulation) or ``minibatch`` (each optimizer mini-batch
+across micro-batches and data-parallel ranks, the paper's definition); ``base_estimator`` is the
+verl advantage estimator whose advantages VL Norm re-weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from vlnorm_verl.aggregation import check_alpha
+
+ESTIMATOR_NAME = "vl_norm"
+LOSS_MODE = "vl_norm"
+SCOPES = ("batch", "minibatch")
+SETTING_KEYS = ("alpha", "scope", "base_estimator")
+DEFAULTS: dict[str, Any] = {"alpha": 1.0, "scope": "batch", "base_estimator": "grpo"}
+
+
+class VLNormConfigError(ValueError):
+    """A VL Norm run is mis-configured; the message names the setting and the fix."""
+
+
+@dataclass(frozen=True)
+class VLNormSettings:
+    alpha: float
+    scope: str
+    base_estimator: str
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any] | None, where: str = "algorithm.vl_norm") -> VLNormSettings:
+        """Parse and validate ``algorithm.vl_norm`` (a dict or DictConfig); missing keys take DEFAULTS."""
+        raw = {} if raw is None else dict(raw)
+        unknown = sorted(set(raw) - set(SETTING_KEYS))
+        if unknown:
+            raise VLNormConfigError(
+                f"unknown key(s) {unknown} under {where}; the valid keys are {list(SETTING_KEYS)} "
+                f"(e.g. {where}.alpha=1.0 {where}.scope=batch {where}.base_estimator=grpo)"
+            )
+        values = {**DEFAULTS, **{k: v for k, v in raw.items() if v is not None}}
+        try:
+            alpha = check_alpha(values["alpha"])
+        except ValueError as exc:
+            raise VLNormConfigError(f"{where}.alpha: {exc}; set {where}.alpha to a finite value >= 0") from None
+        scope = str(values["scope"])
+        if scope not in SCOPES:
+            raise VLNormConfigError(f"{where}.scope must be one of {list(SCOPES)}, got {scope!r}")
+        base = str(values["base_estimator"])
+        if base == ESTIMATOR_NAME:
+            raise VLNormConfigError(
+                f"{where}.base_estimator cannot be {ESTIMATOR_NAME!r} itself; use a verl estimator such as 'grpo'"
+            )
+        return cls(alpha=alpha, scope=scope, base_estimator=base)

@@ -1,0 +1,148 @@
+"""The start-up check: a VL Norm run whose settings do not fit together stops before any GPU work.
+
+:func:`check_config` takes the composed trainer config (a DictConfig of verl's ``ppo_trainer``)
+and raises :class:`VLNormConfigError` naming the setting and the fix when:
+
+* the ``vl_norm`` estimator is used without the ``vl_norm`` policy loss, or the reverse;
+* ``algorithm.vl_norm`` has unknown keys, a negative / non-finite alpha, an unknown scope, or a
+  base estimator that is unknown or cannot be wrapped;
+* the actor's policy-loss config is not :class:`VLNormPolicyLossConfig` or disagrees with
+  ``algorithm.vl_norm`` on alpha or scope;
+* ``actor.loss_scale_factor`` differs from ``data.max_response_length``;
+* scope ``minibatch`` is asked of an engine or verl version it does not support;
+* the plugin is not installed as a ``verl.plugins`` entry point, or fails to import.
+
+It runs in the launcher (``vlnorm-verl train``, ``vlnorm-verl check``), as a Hydra callback that the
+vl_norm config group installs (so ``python -m verl.trainer.main_ppo`` runs it before anything else),
+and on the first call of the estimator.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+from typing import Any
+
+from vlnorm_verl.settings import ESTIMATOR_NAME, LOSS_MODE, VLNormConfigError, VLNormSettings
+
+FSDP_STRATEGIES = ("fsdp", "fsdp2")
+
+
+def check_plugin() -> None:
+    """The plugin is installed as a verl.plugins entry point, loads without error, and is registered."""
+    from vlnorm_verl.plugin import ENTRY_POINT_GROUP, ENTRY_POINT_NAME, is_registered
+
+    matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == ENTRY_POINT_NAME]
+    if not matches:
+        raise VLNormConfigError(
+            f"the {ENTRY_POINT_GROUP!r} entry point {ENTRY_POINT_NAME!r} is not installed, so verl's Ray workers "
+            "will not register VL Norm; install the package (pip install vlnorm-verl; pip install -e . in a checkout)"
+        )
+    try:
+        matches[0].load()  # imports vlnorm_verl.plugin, which registers; raises the real import error
+    except Exception as exc:
+        raise VLNormConfigError(f"the vlnorm_verl verl plugin fails to load: {exc!r}") from exc
+    if not is_registered():
+        raise VLNormConfigError("the vlnorm_verl plugin loaded but did not register 'vl_norm' with verl")
+
+
+def _policy_loss_class(target: Any) -> type | None:
+    if not isinstance(target, str) or "." not in target:
+        return None
+    module, _, name = target.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+def check_config(cfg: Any) -> VLNormSettings | None:
+    """Validate a composed verl trainer config; returns the VL Norm settings (None if VL Norm is off)."""
+    algorithm = cfg.algorithm
+    actor = cfg.actor_rollout_ref.actor
+    policy_loss = actor.policy_loss
+    uses_estimator = algorithm.adv_estimator == ESTIMATOR_NAME
+    uses_loss = policy_loss.get("loss_mode", "vanilla") == LOSS_MODE
+    if not uses_estimator and not uses_loss:
+        return None
+    if uses_estimator and not uses_loss:
+        raise VLNormConfigError(
+            "algorithm.adv_estimator=vl_norm needs actor_rollout_ref.actor.policy_loss.loss_mode=vl_norm "
+            f"(found {policy_loss.get('loss_mode')!r}): the estimator's weights are only correct with VL Norm's "
+            "loss aggregation. Compose the vl_norm aggregation config group, or set both"
+        )
+    if uses_loss and not uses_estimator:
+        raise VLNormConfigError(
+            "actor_rollout_ref.actor.policy_loss.loss_mode=vl_norm needs algorithm.adv_estimator=vl_norm "
+            f"(found {algorithm.adv_estimator!r}); put the estimator you want under "
+            f"algorithm.vl_norm.base_estimator={algorithm.adv_estimator} instead"
+        )
+    check_plugin()
+    settings = VLNormSettings.from_mapping(algorithm.get("vl_norm", None))
+    from vlnorm_verl.estimator import check_base_estimator
+    from vlnorm_verl.loss_config import TARGET, VLNormPolicyLossConfig
+
+    check_base_estimator(settings.base_estimator)
+
+    target = policy_loss.get("_target_", None)
+    cls = _policy_loss_class(target)
+    if cls is None or not issubclass(cls, VLNormPolicyLossConfig):
+        raise VLNormConfigError(
+            f"actor_rollout_ref.actor.policy_loss._target_ is {target!r}; VL Norm needs {TARGET} so alpha and scope "
+            f"reach the workers: set actor_rollout_ref.actor.policy_loss._target_={TARGET} "
+            "+actor_rollout_ref.actor.policy_loss.alpha='${algorithm.vl_norm.alpha}' "
+            "+actor_rollout_ref.actor.policy_loss.scope='${algorithm.vl_norm.scope}'"
+        )
+    for key in ("alpha", "scope"):
+        worker_value = policy_loss.get(key, None)
+        wanted = getattr(settings, key)
+        same = worker_value is not None and (
+            float(worker_value) == wanted if key == "alpha" else worker_value == wanted
+        )
+        if not same:
+            raise VLNormConfigError(
+                f"actor_rollout_ref.actor.policy_loss.{key}={worker_value!r} differs from algorithm.vl_norm.{key}="
+                f"{wanted!r}; set actor_rollout_ref.actor.policy_loss.{key}='${{algorithm.vl_norm.{key}}}'"
+            )
+
+    max_len = cfg.data.max_response_length
+    scale = actor.get("loss_scale_factor", None)
+    if scale is None or float(scale) != float(max_len):
+        raise VLNormConfigError(
+            f"actor_rollout_ref.actor.loss_scale_factor={scale!r} must equal data.max_response_length={max_len} "
+            "(VL Norm's constant M); set actor_rollout_ref.actor.loss_scale_factor='${data.max_response_length}'"
+        )
+
+    if settings.scope == "minibatch":
+        strategy = actor.get("strategy", None)
+        if strategy not in FSDP_STRATEGIES:
+            raise VLNormConfigError(
+                f"algorithm.vl_norm.scope=minibatch is supported on the FSDP engine only (actor strategy "
+                f"{list(FSDP_STRATEGIES)}), found strategy={strategy!r}; use algorithm.vl_norm.scope=batch"
+            )
+        from vlnorm_verl.engine_hook import check_engine_contract, check_verl_version
+
+        check_verl_version()
+        check_engine_contract()
+    return settings
+
+
+def _on_job_start(config: Any) -> None:
+    # Hydra turns exceptions raised by callbacks into warnings, so stop the run explicitly.
+    try:
+        check_config(config)
+    except VLNormConfigError as exc:
+        raise SystemExit(f"VL Norm start-up check failed: {exc}") from exc
+
+
+try:  # Hydra callback, installed by the vl_norm config group (hydra.callbacks)
+    from hydra.experimental.callback import Callback
+
+    class StartupCheckCallback(Callback):
+        """Runs :func:`check_config` on the composed config before verl's main() starts."""
+
+        def on_job_start(self, config: Any, **kwargs: Any) -> None:
+            _on_job_start(config)
+
+except ImportError:  # pragma: no cover - hydra is a dependency; keep the module importable regardless
+    StartupCheckCallback = None  # type: ignore[assignment,misc]
