@@ -97,8 +97,8 @@ def vl_norm_alpha_of(loss_function: Any) -> float | None:
 def row_lengths(response_mask: torch.Tensor) -> torch.Tensor:
     """Per-row response token counts of a padded (rows, width) or nested (jagged) mask."""
     if response_mask.is_nested:
-        return torch.stack([row.to(torch.float64).sum() for row in response_mask.unbind()])
-    return response_mask.to(torch.float64).sum(dim=-1)
+        return torch.stack([row.sum() for row in response_mask.unbind()]).to(torch.float64)
+    return response_mask.sum(dim=-1).to(torch.float64)
 
 
 def minibatch_weight_sums(response_mask: torch.Tensor, alpha: float, group=None) -> WeightSums:

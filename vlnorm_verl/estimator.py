@@ -10,7 +10,9 @@ rollout batch, then
 * scope ``minibatch``: returns the base advantages unchanged; the ``vl_norm`` policy loss applies
   L_i^-alpha / sum_{mini-batch} L_j^-alpha per optimizer step.
 
-Returns (the value targets of critic-based estimators) are never re-weighted. On its first call in
+The weights are applied in place to the base estimator's fresh output; estimators that return
+the same tensor as advantages and returns (the GRPO family) therefore return re-weighted returns
+too, which only a critic would read and these estimators never use one. On its first call in
 a process the estimator runs the start-up check on the whole trainer config (reached through the
 ``algorithm`` node's root) so a mis-set run launched straight with verl stops at its first step.
 """
@@ -141,7 +143,8 @@ def compute_vl_norm_advantage(
     lengths = response_lengths(response_mask)
     if settings.scope == "batch":
         scale = batch_scope_advantage_scale(lengths, settings.alpha).to(advantages.dtype)
-        advantages = advantages * scale.unsqueeze(-1)
-    stats = weight_stats(lengths, settings.alpha)
-    logger.info("VL Norm rollout-batch weights: %s", stats)
+        # in place: the base estimator's output is ours, and a new (rows x width) tensor costs ~10x more
+        advantages.mul_(scale.unsqueeze(-1))
+    if logger.isEnabledFor(logging.INFO):
+        logger.info("VL Norm rollout-batch weights: %s", weight_stats(lengths, settings.alpha))
     return advantages, returns

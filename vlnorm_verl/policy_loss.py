@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from verl.trainer.ppo.core_algos import compute_policy_loss_vanilla
 
-from vlnorm_verl.aggregation import WeightSums, inverse_length_powers
+from vlnorm_verl.aggregation import WeightSums
 from vlnorm_verl.engine_hook import current_minibatch, row_lengths
 from vlnorm_verl.loss_config import vl_norm_loss_settings
 from vlnorm_verl.settings import VLNormConfigError
@@ -52,7 +52,6 @@ def compute_policy_loss_vl_norm(
             "actor_rollout_ref.actor.loss_scale_factor is null; set it to ${data.max_response_length} for VL Norm"
         )
     minibatch = current_minibatch()
-    lengths = row_lengths(response_mask)
 
     if scope == "batch":
         pg_loss, metrics = compute_policy_loss_vanilla(
@@ -70,9 +69,11 @@ def compute_policy_loss_vl_norm(
                 "VL Norm scope=minibatch needs verl's FSDP engine (actor strategy fsdp/fsdp2, verl 0.9.x) so the "
                 "mini-batch sum of L^-alpha is known; this engine did not provide it. Use algorithm.vl_norm.scope=batch"
             )
-        # rows with L = 0 have u = 0; guard D = 0 (an all-empty mini-batch) against 0/0
-        row_factor = inverse_length_powers(lengths, alpha) / (float(max_length) * max(minibatch.sum_u, 1e-300))
-        token_weights = row_factor.to(log_prob.dtype).unsqueeze(-1).expand_as(log_prob)
+        # L_i^-alpha / (M * D); rows with L = 0 get 0, and an all-empty mini-batch (D = 0) gives no 0/0
+        lengths = response_mask.sum(dim=-1).to(log_prob.dtype)
+        scale = 1.0 / (float(max_length) * max(minibatch.sum_u, 1e-300))
+        row_factor = torch.where(lengths > 0, lengths.clamp_min(1.0).pow(-alpha) * scale, 0.0)
+        token_weights = row_factor.unsqueeze(-1).expand_as(log_prob)
         if rollout_is_weights is not None:
             token_weights = token_weights * rollout_is_weights
         pg_loss, metrics = compute_policy_loss_vanilla(
@@ -85,6 +86,7 @@ def compute_policy_loss_vl_norm(
             rollout_is_weights=token_weights,
         )
 
-    sums = minibatch if minibatch is not None else WeightSums.from_lengths(lengths, alpha)
+    # per-step diagnostics over the mini-batch (from the engine hook), else over this micro-batch
+    sums = minibatch if minibatch is not None else WeightSums.from_lengths(row_lengths(response_mask), alpha)
     metrics.update(sums.stats().as_metrics(METRIC_PREFIX))
     return pg_loss, metrics
