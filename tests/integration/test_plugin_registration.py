@@ -53,7 +53,37 @@ def test_ray_worker_registers_on_import_verl() -> None:
 
             return "vl_norm" in ADV_ESTIMATOR_REGISTRY, "vl_norm" in POLICY_LOSS_REGISTRY, os.getpid()
 
+        @ray.remote
+        def build_actor_config(actor_cfg) -> tuple[str, float, str, bool]:
+            """What a verl worker does with the actor section it is handed."""
+            import verl  # noqa: F401
+            from verl.utils.config import omega_conf_to_dataclass
+
+            from vlnorm_verl import engine_hook
+
+            config = omega_conf_to_dataclass(actor_cfg)
+            loss = config.policy_loss
+            return type(loss).__name__, loss.alpha, loss.scope, engine_hook.is_installed()
+
+        from omegaconf import OmegaConf
+
+        from vlnorm_verl.compose import compose_config
+
+        cfg = compose_config(
+            "ppo_trainer",
+            [
+                "+aggregation=vl_norm",
+                "algorithm.vl_norm.alpha=0.75",
+                "algorithm.vl_norm.scope=minibatch",
+                "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2",
+            ],
+        )
+        OmegaConf.resolve(cfg)  # as verl's TaskRunner does before building workers
         est, loss, pid = ray.get(probe.remote(), timeout=240)
+        worker_config = ray.get(build_actor_config.remote(cfg.actor_rollout_ref.actor), timeout=240)
     finally:
         ray.shutdown()
     assert est and loss and pid != os.getpid()
+    # alpha and scope reach the worker with the config itself (no environment variables), and the
+    # minibatch scope's engine hook is installed there
+    assert worker_config == ("VLNormPolicyLossConfig", 0.75, "minibatch", True)
