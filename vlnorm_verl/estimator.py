@@ -140,6 +140,8 @@ def compute_vl_norm_advantage(
     advantages, returns = call_base_estimator(
         settings.base_estimator, token_level_rewards, response_mask, config=config, index=index, **kwargs
     )
+    if settings.scope == "minibatch" and not logger.isEnabledFor(logging.INFO):
+        return advantages, returns  # the policy loss applies the weights per optimizer step
     lengths = response_lengths(response_mask)
     if settings.scope == "batch":
         scale = batch_scope_advantage_scale(lengths, settings.alpha).to(advantages.dtype)
