@@ -37,20 +37,27 @@ PROVIDED_ARGS = {"token_level_rewards", "response_mask", "config", "index", "rew
 _checked_once = False
 
 
-def check_base_estimator(name: str) -> Any:
-    """The registered estimator function `name`, or a clear error if it is unknown or needs inputs
-    (e.g. critic values for 'gae') that verl does not pass to a registered estimator."""
-    if name == ESTIMATOR_NAME:
-        raise VLNormConfigError("algorithm.vl_norm.base_estimator cannot be 'vl_norm' itself")
+def check_base_estimator(
+    name: str,
+    setting: str = "algorithm.vl_norm.base_estimator",
+    error: type[VLNormConfigError] = VLNormConfigError,
+) -> Any:
+    """The registered estimator function `name`, or a clear `error` naming `setting` if it is unknown, one of
+    this project's wrappers that cannot sit there, or needs inputs (e.g. critic values for 'gae') that verl
+    does not pass to a registered estimator."""
+    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
+
+    from vlnorm_verl.overlong_filter import ESTIMATOR_NAME as OVERLONG_FILTER
+
+    owner = setting.split(".")[1]  # the wrapper this setting belongs to: vl_norm | overlong_filter
+    if name == ESTIMATOR_NAME or name == owner:
+        raise error(f"{setting} cannot be {name!r}; use a verl estimator such as 'grpo'")
     try:
         fn = get_adv_estimator_fn(name)
     except ValueError:
-        from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
-
-        raise VLNormConfigError(
-            f"algorithm.vl_norm.base_estimator={name!r} is not a registered verl advantage estimator; "
-            f"choose one of {sorted(k for k in ADV_ESTIMATOR_REGISTRY if k != ESTIMATOR_NAME)}"
-        ) from None
+        choices = sorted(k for k in ADV_ESTIMATOR_REGISTRY if k not in (ESTIMATOR_NAME, OVERLONG_FILTER, owner))
+        message = f"{setting}={name!r} is not a registered verl advantage estimator; choose one of {choices}"
+        raise error(message) from None
     params = inspect.signature(fn).parameters
     required = {
         p.name
@@ -59,9 +66,9 @@ def check_base_estimator(name: str) -> Any:
     }
     missing = sorted(required - PROVIDED_ARGS - {"norm_adv_by_std_in_grpo"})
     if missing:
-        raise VLNormConfigError(
-            f"algorithm.vl_norm.base_estimator={name!r} needs {missing}, which verl only passes to its built-in "
-            "branch for that estimator, not to a wrapping estimator; use an outcome-reward estimator such as 'grpo'"
+        raise error(
+            f"{setting}={name!r} needs {missing}, which verl only passes to its built-in branch for that estimator, "
+            "not to a wrapping estimator; use an outcome-reward estimator such as 'grpo'"
         )
     return fn
 

@@ -14,22 +14,32 @@ ENTRY_POINT_GROUP = "verl.plugins"
 ENTRY_POINT_NAME = "vlnorm_verl"
 
 
-def register() -> None:
-    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, register_adv_est, register_policy_loss
+def register_estimator(name: str, fn) -> None:
+    """register_adv_est(name)(fn), idempotent: verl refuses a second, different function object under one
+    name, which re-importing our own module would produce; another package's estimator is never replaced."""
+    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, register_adv_est
 
+    current = ADV_ESTIMATOR_REGISTRY.get(name)
+    if current is fn:
+        return
+    if current is not None:
+        if getattr(current, "__module__", None) != fn.__module__:
+            raise RuntimeError(f"another package already registered the advantage estimator {name!r}: {current}")
+        del ADV_ESTIMATOR_REGISTRY[name]  # our own module was re-imported
+    register_adv_est(name)(fn)
+
+
+def register() -> None:
+    from verl.trainer.ppo.core_algos import register_policy_loss
+
+    from vlnorm_verl import overlong_filter
     from vlnorm_verl.estimator import compute_vl_norm_advantage
     from vlnorm_verl.policy_loss import compute_policy_loss_vl_norm
     from vlnorm_verl.settings import ESTIMATOR_NAME, LOSS_MODE
 
-    current = ADV_ESTIMATOR_REGISTRY.get(ESTIMATOR_NAME)
-    if current is not None and current is not compute_vl_norm_advantage:
-        if getattr(current, "__module__", None) != compute_vl_norm_advantage.__module__:
-            raise RuntimeError(
-                f"another package already registered the advantage estimator {ESTIMATOR_NAME!r}: {current}"
-            )
-        del ADV_ESTIMATOR_REGISTRY[ESTIMATOR_NAME]  # our own module was re-imported
-    register_adv_est(ESTIMATOR_NAME)(compute_vl_norm_advantage)
+    register_estimator(ESTIMATOR_NAME, compute_vl_norm_advantage)
     register_policy_loss(LOSS_MODE)(compute_policy_loss_vl_norm)
+    overlong_filter.register()  # the DAPO overlong-filtering estimator (recipes)
 
 
 def is_registered() -> bool:

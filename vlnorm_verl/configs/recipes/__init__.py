@@ -1,0 +1,1 @@
+"""The paper's runs as Hydra primary configs (one YAML per recipe); see docs/recipes.md."""
