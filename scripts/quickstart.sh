@@ -1,21 +1,129 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine (no GPU needed): install into a virtual environment, then run VL Norm
-# through verl's own FSDP2 engine and ppo_loss on CPU and check every gradient against the paper's formula,
-# and print the cost benchmark.
-# Env: VENV (default .venv), PYTHON (default python3), TORCH_SPEC (default torch==2.13.0).
+# README command 1: the main job on a fresh machine.
+#   1. creates a virtual environment and installs the project (torch first, then `pip install -e .[dev]`);
+#   2. prepares a small offline CountDown set (`vlnorm-verl prepare-data countdown`, generator, no network);
+#   3. without a GPU: runs the CPU quickstart (a tiny Qwen2, warm-started through verl's engine and SFT loss,
+#      then RL through verl's FSDP2 engine and ppo_loss) twice — VL Norm and the DAPO token-mean baseline —
+#      and prints both arms' reward curves;
+#      with a GPU (`nvidia-smi` works): runs `vlnorm-verl train countdown_dapo_vlnorm` and its DAPO baseline
+#      `countdown_dapo_plain` for a few steps with the model MODEL_PATH;
+#   4. compares the two runs with `vlnorm-verl compare` (Markdown table, JSON, PNG plots) and prints where
+#      everything went.
+#
+# Environment (defaults in brackets):
+#   VENV [.venv]  PYTHON [python3]  SKIP_INSTALL [0: install; 1: use VENV as is]
+#   TORCH_SPEC [torch==2.13.0]       CPU only; on a GPU node `.[gpu,dev]` is installed and verl[vllm] picks torch
+#   QS_OUT [outputs/quickstart]      everything this script writes (data, logs, wandb, comparison, cache)
+#   VLNORM_DATA_DIR [$QS_OUT/data]   the prepared parquet files (<dir>/countdown/{train,test}.parquet)
+#   QS_TRAIN_SIZE [256]  QS_TEST_SIZE [64]   CountDown rows to generate (3-number instances)
+#   QS_CACHE [$QS_OUT/cache]         the tiny model and the warm-started checkpoint (reruns skip the warm-start)
+#   QS_STEPS [40]                    RL steps per arm (CPU)
+#   QS_THREADS [0 = all cores]       torch threads (CPU)
+#   QS_OVERRIDES []                  extra Hydra overrides of vlnorm_verl/configs/quickstart/cpu.yaml (CPU)
+#   QS_DEVICE [auto]                 auto | cpu | gpu
+#   MODEL_PATH [Qwen/Qwen2.5-0.5B]   GPU: the model (HF id or local directory)
+#   GPU_STEPS [5]  GPU_COUNT [all visible]  GPU_OVERRIDES []   GPU: steps, GPUs, extra overrides per run
+#   GPU_DRY_RUN [0]                  1: check and print the two GPU runs' configs (`train --dry-run`), no training
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
 VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
-if [ ! -x "$VENV/bin/python" ]; then
-    "$PYTHON" -m venv "$VENV"
+SKIP_INSTALL="${SKIP_INSTALL:-0}"
+QS_OUT="$(mkdir -p "${QS_OUT:-outputs/quickstart}" && cd "${QS_OUT:-outputs/quickstart}" && pwd)"
+export QS_OUT
+export VLNORM_DATA_DIR="${VLNORM_DATA_DIR:-$QS_OUT/data}"
+export QS_CACHE="${QS_CACHE:-$QS_OUT/cache}"
+QS_TRAIN_SIZE="${QS_TRAIN_SIZE:-256}"
+QS_TEST_SIZE="${QS_TEST_SIZE:-64}"
+QS_STEPS="${QS_STEPS:-40}"
+QS_DEVICE="${QS_DEVICE:-auto}"
+MODEL_PATH="${MODEL_PATH:-Qwen/Qwen2.5-0.5B}"
+GPU_STEPS="${GPU_STEPS:-5}"
+GPU_DRY_RUN="${GPU_DRY_RUN:-0}"
+export WANDB_MODE="${WANDB_MODE:-offline}"
+read -r -a QS_EXTRA <<< "${QS_OVERRIDES:-}"
+read -r -a GPU_EXTRA <<< "${GPU_OVERRIDES:-}"
+
+started=$(date +%s)
+say() { printf '\n== %s\n' "$*"; }
+ON_GPU=0
+if [[ "$QS_DEVICE" == "gpu" ]] || { [[ "$QS_DEVICE" == "auto" ]] && nvidia-smi -L >/dev/null 2>&1; }; then
+    ON_GPU=1
 fi
-"$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q "$TORCH_SPEC"
-"$VENV/bin/python" -m pip install -q -e ".[dev]"
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
-echo "== VL Norm on verl's FSDP2 engine (CPU, gloo): gradients vs a plain-PyTorch statement of the paper's formula"
-"$VENV/bin/python" -m pytest -p no:cacheprovider -q -rA tests/integration/test_engine_vl_norm.py
-echo "== Cost of VL Norm vs verl's baselines"
-"$VENV/bin/python" bench/bench_core.py --repeats "${BENCH_REPEATS:-9}"
+
+if [[ "$SKIP_INSTALL" != "1" ]]; then
+    say "installing into $VENV"
+    if [[ ! -x "$VENV/bin/python" ]]; then
+        "$PYTHON" -m venv "$VENV"
+    fi
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    if [[ "$ON_GPU" == "1" ]]; then
+        "$VENV/bin/python" -m pip install -q -e ".[gpu,dev]"   # verl[vllm] picks its own torch
+    else
+        "$VENV/bin/python" -m pip install -q "$TORCH_SPEC"
+        "$VENV/bin/python" -m pip install -q -e ".[dev]"
+    fi
+fi
+PY="$VENV/bin/python"
+installed=$(date +%s)
+
+say "preparing a small offline CountDown set in $VLNORM_DATA_DIR/countdown"
+"$PY" -m vlnorm_verl.cli prepare-data countdown --out "$VLNORM_DATA_DIR/countdown" \
+    --train-size "$QS_TRAIN_SIZE" --test-size "$QS_TEST_SIZE" --four-fraction 0 --no-progress
+
+if [[ "$ON_GPU" == "1" ]]; then
+    GPU_COUNT="${GPU_COUNT:-$(nvidia-smi -L 2>/dev/null | wc -l)}"
+    DRY=()
+    if [[ "$GPU_DRY_RUN" == "1" ]]; then
+        DRY=(--dry-run)
+    fi
+    export VLNORM_RUNS_DIR="$QS_OUT/runs"
+    for recipe in countdown_dapo_vlnorm countdown_dapo_plain; do
+        say "GPU: vlnorm-verl train $recipe ($GPU_STEPS steps, $MODEL_PATH, $GPU_COUNT GPU(s))"
+        "$PY" -m vlnorm_verl.cli train "$recipe" \
+            "actor_rollout_ref.model.path=$MODEL_PATH" \
+            "trainer.n_gpus_per_node=$GPU_COUNT" "trainer.nnodes=1" \
+            "trainer.total_training_steps=$GPU_STEPS" "trainer.test_freq=$GPU_STEPS" "trainer.val_before_train=true" \
+            "trainer.save_freq=-1" "trainer.experiment_name=$recipe" \
+            "data.train_batch_size=16" "actor_rollout_ref.actor.ppo_mini_batch_size=16" \
+            "data.max_response_length=1024" "data.val_max_samples=64" \
+            ${GPU_EXTRA[@]+"${GPU_EXTRA[@]}"} ${DRY[@]+"${DRY[@]}"}
+    done
+    if [[ "$GPU_DRY_RUN" == "1" ]]; then
+        say "GPU dry run: both configs check out; nothing trained"
+        exit 0
+    fi
+    RUNS=("$VLNORM_RUNS_DIR/wandb")
+    BASELINE=countdown_dapo_plain
+    METRICS=(--metric "critic/score/mean")
+else
+    say "CPU: VL Norm vs the DAPO baseline, $QS_STEPS RL steps each (python -m vlnorm_verl.quickstart)"
+    "$PY" -m vlnorm_verl.quickstart "quickstart.rl.steps=$QS_STEPS" ${QS_EXTRA[@]+"${QS_EXTRA[@]}"}
+    RUNS=("$QS_OUT/logs/vlnorm-quickstart")
+    BASELINE=dapo
+    METRICS=(--metric "critic/score/mean" --smooth 5)
+fi
+
+say "vlnorm-verl compare (baseline: $BASELINE)"
+CMP="$QS_OUT/compare"
+mkdir -p "$CMP"
+"$PY" -m vlnorm_verl.cli compare "${RUNS[@]}" --baseline "$BASELINE" "${METRICS[@]}" --final-k 5 \
+    --json "$CMP/compare.json" --plot "$CMP/plots" | tee "$CMP/table.md"
+
+finished=$(date +%s)
+say "done: install $((installed - started)) s, run $((finished - installed)) s"
+echo "  data:        $VLNORM_DATA_DIR/countdown/{train,test}.parquet"
+if [[ "$BASELINE" == dapo ]]; then
+    echo "  logs:        $QS_OUT/logs/vlnorm-quickstart/{vl_norm,dapo}.jsonl (verl file logger)"
+    echo "  wandb:       $QS_OUT/wandb/offline-run-* (WANDB_MODE=$WANDB_MODE)"
+    echo "  rollouts:    $QS_OUT/rollouts/{vl_norm,dapo}.jsonl (lengths, scores, advantages, VL Norm weights)"
+    echo "  summary:     $QS_OUT/summary.json"
+    echo "  warm-start:  $QS_CACHE/warmstart-*"
+else
+    echo "  runs:        $VLNORM_RUNS_DIR (logs/, wandb/)"
+fi
+echo "  table:       $CMP/table.md"
+echo "  json:        $CMP/compare.json"
+echo "  plots:       $CMP/plots/"

@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prepare-data": ("vlnorm_verl.tasks.prepare", "prepare CountDown or math parquet files"),
     "train": ("vlnorm_verl.launch", "launch a recipe with verl's trainer (or --dry-run)"),
     "compare": ("vlnorm_verl.compare.cli", "compare runs against a baseline (wandb or local logs)"),
+    "quickstart": ("vlnorm_verl.quickstart.cli", "the CPU demo: VL Norm vs DAPO on a tiny model through verl's engine"),
 }
 
 

@@ -1,1 +1,1 @@
-"""The paper's runs as Hydra primary configs (one YAML per recipe); see docs/recipes.md."""
+"""The paper's runs as Hydra primary configs (one YAML per recipe); see the README, section "Recipes"."""
