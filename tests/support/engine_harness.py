@@ -57,6 +57,8 @@ import numpy as np
 import torch
 import torch.multiprocessing as mp
 
+from vlnorm_verl.quickstart.batches import update_extra_info  # the one statement of verl's extra_info
+
 # --------------------------------------------------------------------------------------------------
 # Inputs
 # --------------------------------------------------------------------------------------------------
@@ -248,24 +250,6 @@ def compose_actor_config(overrides: Sequence[str], world_size: int = 1, spec: Ti
     cfg = compose_config("ppo_trainer", full)
     OmegaConf.resolve(cfg)  # as verl's TaskRunnerV1.run does before building workers
     return cfg
-
-
-def update_extra_info(cfg) -> dict[str, Any]:
-    """The batch-level ``extra_info`` verl 0.9.1's ``PPOTrainer._update_actor`` attaches (no distillation)."""
-    actor = cfg.actor_rollout_ref.actor
-    rollout = cfg.actor_rollout_ref.rollout
-    mini = actor.ppo_mini_batch_size * rollout.n
-    return {
-        "calculate_entropy": bool(actor.calculate_entropy or actor.entropy_coeff != 0.0),
-        "distillation_use_topk": False,
-        "distillation_only": False,
-        "global_batch_size": mini,
-        "mini_batch_size": mini,
-        "epochs": actor.ppo_epochs,
-        "seed": actor.data_loader_seed,
-        "dataloader_kwargs": {"shuffle": actor.shuffle},
-        "temperature": rollout.temperature,
-    }
 
 
 # --------------------------------------------------------------------------------------------------
