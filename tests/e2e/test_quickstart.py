@@ -56,6 +56,7 @@ def quickstart_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "VLNORM_DATA_DIR": str(root / "data"),
         "QS_OUT": str(root / "out"),
         "WANDB_MODE": "offline",
+        "WANDB_DIR": str(root / "out"),  # explicit: another test module may have pointed WANDB_DIR elsewhere
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
     }
     env.pop("VERL_FILE_LOGGER_PATH", None)
