@@ -28,34 +28,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests" / "support"))
+
+from authors_countdown import authors_score as authors_eval_score  # noqa: E402
 
 from vlnorm_verl.rewards import compute_score, compute_scores  # noqa: E402
 from vlnorm_verl.tasks.countdown_generator import generate_instances  # noqa: E402
-
-
-def authors_eval_score(solution_str: str, ground_truth: dict) -> float:
-    """Baseline: the authors' rule (regex extraction, digit multiset, ``eval``). Unsafe on hostile text."""
-    if "Assistant:" in solution_str:
-        solution_str = solution_str.split("Assistant:", 1)[1]
-    elif "<|im_start|>assistant" in solution_str:
-        solution_str = solution_str.split("<|im_start|>assistant", 1)[1]
-    line = solution_str.strip().split("\n")[-1]
-    matches = list(re.finditer(r"<answer>(.*?)</answer>", line))
-    if not matches:
-        return 0.0
-    equation = matches[-1].group(1).strip()
-    try:
-        if sorted(int(n) for n in re.findall(r"\d+", equation)) != sorted(ground_truth["numbers"]):
-            return 0.0
-    except ValueError:
-        return 0.0
-    if not re.match(r"^[\d+\-*/().\s]+$", equation):
-        return 0.0
-    try:
-        result = eval(equation, {"__builtins__": None}, {})  # noqa: S307 - the baseline being measured
-    except Exception:  # noqa: BLE001
-        return 0.0
-    return 1.0 if abs(result - ground_truth["target"]) < 1e-5 else 0.0
 
 
 def countdown_corpus(n: int, seed: int) -> list[tuple[str, dict]]:
