@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from vlnorm_verl.settings import ESTIMATOR_NAME as VL_NORM_ESTIMATOR
-from vlnorm_verl.settings import VLNormConfigError
+from vlnorm_verl.settings import VLNormConfigError, section_mapping
 
 logger = logging.getLogger(__name__)
 
@@ -61,13 +61,8 @@ class OverlongFilterSettings:
         cls, raw: Mapping[str, Any] | None, data_max_response_length: Any = None
     ) -> OverlongFilterSettings:
         """Parse ``algorithm.overlong_filter``; ``max_response_length`` falls back to ``data.max_response_length``."""
-        raw = {} if raw is None else dict(raw)
-        unknown = sorted(set(raw) - set(SETTING_KEYS))
-        if unknown:
-            raise OverlongFilterConfigError(
-                f"unknown key(s) {unknown} under {SECTION}; the valid keys are {list(SETTING_KEYS)} "
-                f"(e.g. {SECTION}.base_estimator=grpo {SECTION}.max_response_length=3072)"
-            )
+        example = f"{SECTION}.base_estimator=grpo {SECTION}.max_response_length=3072"
+        raw = section_mapping(raw, SETTING_KEYS, SECTION, example, OverlongFilterConfigError)
         base = str(raw.get("base_estimator") or DEFAULT_BASE)
         if base == ESTIMATOR_NAME:
             raise OverlongFilterConfigError(f"{SECTION}.base_estimator cannot be {ESTIMATOR_NAME!r} itself; use 'grpo'")

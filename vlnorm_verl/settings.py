@@ -31,6 +31,21 @@ class VLNormConfigError(ValueError):
     """A VL Norm run is mis-configured; the message names the setting and the fix."""
 
 
+def section_mapping(
+    raw: Mapping[str, Any] | None,
+    keys: tuple[str, ...],
+    where: str,
+    example: str,
+    error: type[VLNormConfigError] = VLNormConfigError,
+) -> dict[str, Any]:
+    """``raw`` (a dict, DictConfig or None) as a dict, or `error` naming any key outside `keys`."""
+    raw = {} if raw is None else dict(raw)
+    unknown = sorted(set(raw) - set(keys))
+    if unknown:
+        raise error(f"unknown key(s) {unknown} under {where}; the valid keys are {list(keys)} (e.g. {example})")
+    return raw
+
+
 @dataclass(frozen=True)
 class VLNormSettings:
     alpha: float
@@ -40,13 +55,8 @@ class VLNormSettings:
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any] | None, where: str = "algorithm.vl_norm") -> VLNormSettings:
         """Parse and validate ``algorithm.vl_norm`` (a dict or DictConfig); missing keys take DEFAULTS."""
-        raw = {} if raw is None else dict(raw)
-        unknown = sorted(set(raw) - set(SETTING_KEYS))
-        if unknown:
-            raise VLNormConfigError(
-                f"unknown key(s) {unknown} under {where}; the valid keys are {list(SETTING_KEYS)} "
-                f"(e.g. {where}.alpha=1.0 {where}.scope=batch {where}.base_estimator=grpo)"
-            )
+        example = f"{where}.alpha=1.0 {where}.scope=batch {where}.base_estimator=grpo"
+        raw = section_mapping(raw, SETTING_KEYS, where, example)
         values = {**DEFAULTS, **{k: v for k, v in raw.items() if v is not None}}
         try:
             alpha = check_alpha(values["alpha"])

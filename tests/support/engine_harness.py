@@ -48,7 +48,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,7 @@ import torch
 import torch.multiprocessing as mp
 
 from vlnorm_verl.quickstart.batches import update_extra_info  # the one statement of verl's extra_info
+from vlnorm_verl.quickstart.tiny_model import random_qwen2
 
 # --------------------------------------------------------------------------------------------------
 # Inputs
@@ -144,26 +145,6 @@ DEFAULT_MODEL = TinyQwen2()
 _MODEL_DIRS: dict[TinyQwen2, str] = {}
 
 
-def _hf_config(spec: TinyQwen2):
-    from transformers import Qwen2Config
-
-    return Qwen2Config(
-        vocab_size=spec.vocab_size,
-        hidden_size=spec.hidden_size,
-        intermediate_size=spec.intermediate_size,
-        num_hidden_layers=spec.num_hidden_layers,
-        num_attention_heads=spec.num_attention_heads,
-        num_key_value_heads=spec.num_key_value_heads,
-        max_position_embeddings=spec.max_position_embeddings,
-        initializer_range=spec.initializer_range,
-        tie_word_embeddings=False,
-        attention_dropout=0.0,
-        bos_token_id=0,
-        eos_token_id=1,
-        pad_token_id=1,
-    )
-
-
 def model_dir(spec: TinyQwen2 = DEFAULT_MODEL) -> str:
     """Directory holding ``spec``'s weights (created once per process, removed at exit).
 
@@ -173,13 +154,10 @@ def model_dir(spec: TinyQwen2 = DEFAULT_MODEL) -> str:
     path = _MODEL_DIRS.get(spec)
     if path is not None and Path(path).is_dir():
         return path
-    from transformers import Qwen2ForCausalLM
-
     path = tempfile.mkdtemp(prefix="vlnorm-tiny-qwen2-")
     atexit.register(shutil.rmtree, path, True)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(spec.seed)
-        model = Qwen2ForCausalLM(_hf_config(spec)).to(torch.float32)
+    fields = {k: v for k, v in asdict(spec).items() if k != "seed"}
+    model = random_qwen2(spec.seed, **fields, bos_token_id=0, eos_token_id=1, pad_token_id=1)
     model.save_pretrained(path)
     _MODEL_DIRS[spec] = path
     return path

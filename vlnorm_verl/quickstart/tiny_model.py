@@ -72,6 +72,18 @@ def _write_atomically(target: Path, fill) -> Path:
     return target
 
 
+def random_qwen2(seed: int, **config: Any):
+    """A randomly initialised fp32 ``Qwen2ForCausalLM`` (``config``: Qwen2Config fields; untied embeddings and
+    no attention dropout unless given), its init drawn from ``seed`` without touching the global RNG."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    fields = {"tie_word_embeddings": False, "attention_dropout": 0.0, **config}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return Qwen2ForCausalLM(Qwen2Config(**fields)).to(torch.float32)
+
+
 def create_model_dir(spec: TinyModelSpec, tokenizer: Any, cache_dir: str | Path) -> Path:
     """The directory holding ``spec``'s initial weights and the tokenizer (created if missing)."""
     key = content_hash({"spec": asdict(spec), "tokenizer": tokenizer_fingerprint(tokenizer)})
@@ -80,11 +92,9 @@ def create_model_dir(spec: TinyModelSpec, tokenizer: Any, cache_dir: str | Path)
         return target
 
     def fill(tmp: Path) -> None:
-        import torch
-        from transformers import Qwen2Config, Qwen2ForCausalLM
-
         eos = tokenizer.eos_token_id
-        config = Qwen2Config(
+        model = random_qwen2(
+            spec.init_seed,
             vocab_size=len(tokenizer),
             hidden_size=spec.hidden_size,
             intermediate_size=spec.intermediate_size,
@@ -92,15 +102,10 @@ def create_model_dir(spec: TinyModelSpec, tokenizer: Any, cache_dir: str | Path)
             num_attention_heads=spec.num_attention_heads,
             num_key_value_heads=spec.num_key_value_heads,
             max_position_embeddings=spec.max_position_embeddings,
-            tie_word_embeddings=False,
-            attention_dropout=0.0,
             bos_token_id=eos,
             eos_token_id=eos,
             pad_token_id=tokenizer.pad_token_id,
         )
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(spec.init_seed)
-            model = Qwen2ForCausalLM(config).to(torch.float32)
         model.generation_config.pad_token_id = tokenizer.pad_token_id
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
