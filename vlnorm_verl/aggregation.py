@@ -183,6 +183,7 @@ class WeightStats:
             f"{prefix}weight_max": self.weight_max,
             f"{prefix}length_mean": self.length_mean,
             f"{prefix}length_cv": self.length_cv,
+            f"{prefix}responses": float(self.num_responses),  # non-empty responses in the set (all ranks)
         }
 
 

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("vlnorm_verl.launch", "launch a recipe with verl's trainer (or --dry-run)"),
     "compare": ("vlnorm_verl.compare.cli", "compare runs against a baseline (wandb or local logs)"),
     "quickstart": ("vlnorm_verl.quickstart.cli", "the CPU demo: VL Norm vs DAPO on a tiny model through verl's engine"),
+    "probe": ("vlnorm_verl.probe.cli", "measure how gradient variance grows with response length; pick alpha from it"),
 }
 
 

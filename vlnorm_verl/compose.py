@@ -23,6 +23,9 @@ def compose_config(
     config_dir: str | Path | None = None,
     return_hydra_config: bool = False,
 ) -> DictConfig:
+    from vlnorm_verl.tiny_model import register_resolver
+
+    register_resolver()  # model=tiny refers to its directory through ${vlnorm_tiny_model:}
     overrides = list(overrides or [])
     if not any(o.startswith("hydra.searchpath") for o in overrides):
         overrides.append(f"hydra.searchpath=[{PROJECT_SEARCHPATH},{VERL_SEARCHPATH}]")

@@ -24,13 +24,18 @@ What verl reads from the platform on the actor-update path, and what this class 
   on the CPU.
 
 Use: set :data:`ENV` in the process environment (:func:`apply_env`) and call :func:`register` (idempotent)
-before verl code first calls ``get_platform()``; then :func:`init_process_group`. Supported: FSDP2
-(``actor.strategy=fsdp2``), fp32, eager attention, 1 or 2 ranks. Not supported: FSDP1
-(``sync_module_states`` needs a GPU), rollout engines (vLLM/SGLang), profiling, CUDA IPC.
+before verl code first calls ``get_platform()``; then :func:`init_process_group`. The plugin entry point
+(:mod:`vlnorm_verl.plugin`) does both steps in every verl process when ``VERL_PLATFORM=cpu`` — verl's trainer,
+its Ray workers included — and :func:`patch_process_group_init` fixes verl's own process-group start-up there.
+Supported: FSDP2 (``actor.strategy=fsdp2``), fp32, eager attention, 1 or 2 ranks, the ``hf`` rollout
+(:mod:`vlnorm_verl.rollout`). Not supported: FSDP1 (``sync_module_states`` needs a GPU), vLLM/SGLang,
+profiling, CUDA IPC.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import types
 from contextlib import contextmanager
@@ -224,3 +229,97 @@ def check_active() -> None:
             f"VERL_PLATFORM={PLATFORM_NAME} and call vlnorm_verl.cpu_platform.register() before verl first calls "
             "get_platform() (e.g. before importing verl's workers)"
         )
+
+
+#: verl versions whose ``initialize_global_process_group_ray`` the wrapper below was written against: [low, high)
+SUPPORTED_VERL = ("0.9.1", "0.10")
+PROCESS_GROUP_INIT_PARAMS = ("timeout_second", "backend")
+#: modules holding a reference to verl's function (``engine_workers`` imports it by name)
+PROCESS_GROUP_INIT_MODULES = ("verl.utils.distributed", "verl.workers.engine_workers")
+_WRAPPED_FLAG = "_vlnorm_cpu_wrapped"
+
+
+class UnsupportedVerlError(RuntimeError):
+    """The installed verl differs from what the CPU support was written against."""
+
+
+def is_requested(environ: Any = None) -> bool:
+    """Whether this process asks verl for the CPU platform (``VERL_PLATFORM=cpu``)."""
+    env = os.environ if environ is None else environ
+    return str(env.get("VERL_PLATFORM", "")).strip().lower() == PLATFORM_NAME
+
+
+def check_process_group_contract(version: str | None = None, func: Any = None) -> None:
+    """Raise :class:`UnsupportedVerlError` unless verl's version and the wrapped function's signature are known."""
+    import verl
+    from packaging.version import Version
+    from verl.utils import distributed
+
+    found = Version(version or verl.__version__)
+    low, high = (Version(v) for v in SUPPORTED_VERL)
+    if not low <= found < high:
+        raise UnsupportedVerlError(
+            f"vlnorm_verl's CPU platform supports verl >={low},<{high} (found {found}): it wraps verl's private "
+            "verl.utils.distributed.initialize_global_process_group_ray; install a supported verl or unset "
+            "VERL_PLATFORM=cpu"
+        )
+    target = func if func is not None else distributed.initialize_global_process_group_ray
+    target = getattr(target, "__wrapped__", target)
+    params = tuple(inspect.signature(target).parameters)
+    if params != PROCESS_GROUP_INIT_PARAMS:
+        raise UnsupportedVerlError(
+            f"verl.utils.distributed.initialize_global_process_group_ray{params} differs from the expected "
+            f"{PROCESS_GROUP_INIT_PARAMS}: verl changed the function the CPU platform wraps; update "
+            "vlnorm_verl.cpu_platform.patch_process_group_init"
+        )
+
+
+def patch_process_group_init() -> bool:
+    """Make verl's ``initialize_global_process_group_ray`` start a plain ``gloo`` group on this platform.
+
+    verl builds the backend ``f"cpu:gloo,{device}:{backend}"``, i.e. ``"cpu:gloo,cpu:gloo"`` here, which torch
+    rejects (``Duplicate device type cpu``); it is called from ``TrainingWorker.__init__`` before any hook of ours
+    could run. The wrapper passes ``backend="gloo"`` when the caller gave none and the CPU platform is requested,
+    and calls verl's function otherwise. Guarded by :func:`check_process_group_contract`. Returns True when it
+    installed (or had installed) the wrapper; a no-op returning False unless ``VERL_PLATFORM=cpu``.
+    """
+    import importlib
+    import sys
+
+    if not is_requested():
+        return False
+    from verl.utils import distributed
+
+    current = distributed.initialize_global_process_group_ray
+    if getattr(current, _WRAPPED_FLAG, False):
+        wrapper = current
+    else:
+        check_process_group_contract(func=current)
+        original = current
+
+        @functools.wraps(original)
+        def wrapper(timeout_second=None, backend=None):
+            if backend is None and is_requested():
+                backend = "gloo"
+            return original(timeout_second=timeout_second, backend=backend)
+
+        setattr(wrapper, _WRAPPED_FLAG, True)
+    for name in PROCESS_GROUP_INIT_MODULES:
+        module = sys.modules.get(name) if name != PROCESS_GROUP_INIT_MODULES[0] else importlib.import_module(name)
+        if module is not None and hasattr(module, "initialize_global_process_group_ray"):
+            module.initialize_global_process_group_ray = wrapper
+    return True
+
+
+def install_if_requested() -> bool:
+    """In a process with ``VERL_PLATFORM=cpu``: register the platform and wrap verl's process-group start-up.
+
+    Called by the plugin entry point on ``import verl`` (driver, TaskRunner, every Ray worker). ``engine_workers``
+    imports the wrapped function by name, so when it is imported after this call it picks up the wrapper from
+    ``verl.utils.distributed``; when it was imported before, its reference is replaced too.
+    """
+    if not is_requested():
+        return False
+    os.environ.setdefault("VERL_ENGINE_DEVICE", ENV["VERL_ENGINE_DEVICE"])
+    register()
+    return patch_process_group_init()

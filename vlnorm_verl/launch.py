@@ -62,11 +62,12 @@ SUMMARY: list[tuple[str, tuple[str, ...]]] = [
     ),
     ("loss_scale_factor", ("actor_rollout_ref.actor.loss_scale_factor",)),
     (
-        "dynamic sampling / metric / inflight",
+        "dynamic sampling / metric / inflight / bound",
         (
             "algorithm.filter_groups.enable",
             "algorithm.filter_groups.metric",
             "algorithm.filter_groups.max_inflight_gen_batches",
+            "algorithm.filter_groups.max_num_gen_batches",
         ),
     ),
     ("reward manager / function", ("reward.reward_manager.name", "reward.custom_reward_function.path")),
@@ -142,7 +143,8 @@ class Launch:
     cfg: Any
     log_root: Path | None
     override_job_env: bool = False
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # missing data files: a real launch stops
+    warnings: list[str] = field(default_factory=list)  # printed, the launch goes on
 
     def command(self, python: str = sys.executable) -> list[str]:
         hydra_dir = [f"hydra.run.dir={run_env.hydra_quote(str(self.log_root))}"] if self.log_root else []
@@ -266,6 +268,8 @@ def prepare(recipe: str, overrides: list[str], environ: Any, reserve: bool = Fal
     """
     from omegaconf import OmegaConf
 
+    from vlnorm_verl.bounded_sampler import check_filter_groups_bound
+    from vlnorm_verl.cpu_run import check_cpu_config
     from vlnorm_verl.overlong_filter import check_overlong_filter
     from vlnorm_verl.startup_check import check_config
 
@@ -297,6 +301,8 @@ def prepare(recipe: str, overrides: list[str], environ: Any, reserve: bool = Fal
         check_config(cfg)
         check_overlong_filter(cfg)
         check_recipe(cfg, environ)
+        check_cpu_config(cfg)
+        bound = check_filter_groups_bound(cfg)
         verl_validate(cfg)
     except BaseException:
         if reserve and log_root is not None:
@@ -304,6 +310,7 @@ def prepare(recipe: str, overrides: list[str], environ: Any, reserve: bool = Fal
                 log_root.rmdir()
         raise
     launch = Launch(config_dir, name, all_overrides, env, cfg, log_root, override_job)
+    launch.warnings.extend(bound.warnings if bound is not None else [])
     for key in ("data.train_files", "data.val_files"):
         value = OmegaConf.select(cfg, key, default=None)
         for f in [value] if isinstance(value, str) else list(value or []):
@@ -381,7 +388,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(run_env.submit_runtime_env(launch.env, os.environ), sort_keys=True))
         return 0
     print(summary(launch), file=sys.stderr)
-    for note in launch.notes:
+    for note in [*launch.warnings, *launch.notes]:
         print(f"[vlnorm-verl] warning: {note}", file=sys.stderr)
     if args.dry_run:
         return _dry_run(launch, args.probe_cluster)
@@ -441,6 +448,12 @@ def _execute(launch: Launch) -> int:
     Path(launch.env["VLNORM_RUNS_DIR"]).mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update(launch.env)
+    from vlnorm_verl import cpu_run
+
+    if cpu_run.is_cpu_run(launch.cfg):
+        from vlnorm_verl.cpu_platform import apply_env
+
+        apply_env(env)  # the driver and a Ray cluster it starts select the CPU platform
     if launch.override_job_env:
         env[run_env.RAY_OVERRIDE_ENV] = "1"
     command = launch.command()

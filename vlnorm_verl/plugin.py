@@ -2,13 +2,17 @@
 
 verl imports this module (``EntryPoint.load()``) on ``import verl`` in the driver, the TaskRunner
 and every Ray worker; importing it calls :func:`register`, which registers the ``vl_norm``
-advantage estimator and the ``vl_norm`` policy loss through verl's public registries. It is
-idempotent. verl logs a failing plugin at DEBUG level only, so the start-up check
+advantage estimator, the ``vl_norm`` policy loss, the ``overlong_filter`` estimator and the ``hf`` rollout
+backend through verl's registries, and — only when ``VERL_PLATFORM=cpu`` — the CPU platform with its fix of
+verl's process-group start-up (:func:`vlnorm_verl.cpu_platform.install_if_requested`). It is idempotent.
+verl logs a failing plugin at DEBUG level only, so the start-up check
 (:func:`vlnorm_verl.startup_check.check_plugin`) re-loads the entry point and raises the real
 error, and the worker-side config class makes a worker fail loudly too.
 """
 
 from __future__ import annotations
+
+import os
 
 ENTRY_POINT_GROUP = "verl.plugins"
 ENTRY_POINT_NAME = "vlnorm_verl"
@@ -40,6 +44,16 @@ def register() -> None:
     register_estimator(ESTIMATOR_NAME, compute_vl_norm_advantage)
     register_policy_loss(LOSS_MODE)(compute_policy_loss_vl_norm)
     overlong_filter.register()  # the DAPO overlong-filtering estimator (recipes)
+    from vlnorm_verl.rollout import backend
+
+    backend.register()  # actor_rollout_ref.rollout.name=hf
+    from vlnorm_verl.tiny_model import register_resolver
+
+    register_resolver()  # ${vlnorm_tiny_model:} (model=tiny), resolved in the TaskRunner too
+    if os.environ.get("VERL_PLATFORM", "").strip().lower() == "cpu":
+        from vlnorm_verl import cpu_platform  # imported only for CPU runs: GPU processes are left as they are
+
+        cpu_platform.install_if_requested()
 
 
 def is_registered() -> bool:

@@ -15,7 +15,8 @@ before, so a KL penalty keeps its scale. M = ``actor.loss_scale_factor`` (= data
 
 Both report, next to verl's metrics, the weights' statistics over the mini-batch
 (``actor/vl_norm/*``: effective-sample-size fraction, min/max weight relative to the mean, mean
-and coefficient of variation of the response lengths).
+and coefficient of variation of the response lengths, and the number of non-empty responses the set holds —
+over every rank's rows when the engine hook provided the mini-batch).
 """
 
 from __future__ import annotations

@@ -150,7 +150,7 @@ def test_console_script_dry_run_prints_only_yaml_on_stdout(tmp_path: Path) -> No
     cfg = yaml.safe_load(proc.stdout)
     assert cfg["algorithm"]["adv_estimator"] == "overlong_filter"
     assert cfg["actor_rollout_ref"]["model"]["path"] == "Qwen/Qwen2.5-7B"
-    assert "dynamic sampling / metric / inflight     True / reward / 3" in proc.stderr
+    assert "dynamic sampling / metric / inflight / bound True / reward / 3 / 10" in proc.stderr
 
 
 def test_console_script_lists_recipes_and_rejects_bad_input(tmp_path: Path) -> None:

@@ -63,6 +63,9 @@ SUITE = {
         "actor_rollout_ref.rollout.n": 8,
         "algorithm.filter_groups.enable": True,
         "algorithm.filter_groups.max_inflight_gen_batches": 3,  # gen batch 3x
+        "algorithm.filter_groups.max_num_gen_batches": 10,  # verl's DAPO scripts; enforced by the sampler below
+        "trainer.v1.sampler.custom_sampler.path": "pkg://vlnorm_verl.bounded_sampler",
+        "trainer.v1.sampler.custom_sampler.name": "BoundedReplayBuffer",
         "actor_rollout_ref.actor.clip_ratio_c": 10.0,
         "reward.reward_manager.name": "dapo",
         "reward.reward_kwargs.max_resp_len": 3072,
@@ -72,6 +75,7 @@ SUITE = {
         "data.max_response_length": 8192,
         "actor_rollout_ref.rollout.n": 10,
         "algorithm.filter_groups.enable": False,
+        "trainer.v1.sampler.custom_sampler.path": None,  # verl's own replay buffer
         "actor_rollout_ref.actor.clip_ratio_c": 3.0,
         "trainer.test_freq": 50,
         "trainer.total_epochs": 15,
@@ -374,7 +378,10 @@ def test_a_recipe_file_of_ones_own_works(run_dirs, tmp_path: Path, capsys) -> No
 
 
 def test_verl_builds_its_dapo_replay_buffer_from_the_recipe(composed: dict) -> None:
+    from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
     from verl.trainer.ppo.v1.trainer_base import PPOTrainer
+
+    from vlnorm_verl.bounded_sampler import BoundedReplayBuffer, check_filter_groups_bound
 
     for recipe, metric in (("countdown_dapo_plain", "acc"), ("math_dapo_plain", "reward"), ("math_vlnorm", None)):
         trainer = SimpleNamespace(config=composed[recipe].cfg, trainer_mode="sync", _add_prompts_to_generate=print)
@@ -383,6 +390,13 @@ def test_verl_builds_its_dapo_replay_buffer_from_the_recipe(composed: dict) -> N
         assert buffer.filter_groups_metric == metric
         assert buffer.train_batch_size == 128
         assert buffer.max_inflight_gen_batches == (3 if metric else 1)
+        # DAPO recipes: verl loads the bounded sampler from the recipe's pkg:// path; the others get verl's own
+        assert type(buffer) is (BoundedReplayBuffer if metric else ReplayBuffer)
+        if metric:
+            assert buffer.max_num_gen_batches == 10
+    for recipe in launch.list_recipes():  # the launch-time check accepts every recipe: bound enforced or no DAPO
+        found = check_filter_groups_bound(composed[recipe].cfg)
+        assert (found is not None and found.enforced) == (RECIPES[recipe][1] == "dapo"), recipe
 
 
 @pytest.mark.parametrize(("recipe", "penalty"), [("countdown_dapo_soft_punish", -0.75), ("countdown_dapo_plain", 0.0)])
