@@ -323,3 +323,9 @@ def install_if_requested() -> bool:
     os.environ.setdefault("VERL_ENGINE_DEVICE", ENV["VERL_ENGINE_DEVICE"])
     register()
     return patch_process_group_init()
+
+
+# Imported first in a VERL_PLATFORM=cpu process (before verl), this module's own `import verl` ran the plugin while
+# it was half-initialised; the plugin then leaves the installation to this line.
+if is_requested():
+    install_if_requested()

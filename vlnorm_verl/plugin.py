@@ -13,6 +13,7 @@ error, and the worker-side config class makes a worker fail loudly too.
 from __future__ import annotations
 
 import os
+import sys
 
 ENTRY_POINT_GROUP = "verl.plugins"
 ENTRY_POINT_NAME = "vlnorm_verl"
@@ -50,8 +51,11 @@ def register() -> None:
     from vlnorm_verl.tiny_model import register_resolver
 
     register_resolver()  # ${vlnorm_tiny_model:} (model=tiny), resolved in the TaskRunner too
-    if os.environ.get("VERL_PLATFORM", "").strip().lower() == "cpu":
-        from vlnorm_verl import cpu_platform  # imported only for CPU runs: GPU processes are left as they are
+    if os.environ.get("VERL_PLATFORM", "").strip().lower() == "cpu":  # CPU runs only: GPU processes are left alone
+        partial = sys.modules.get("vlnorm_verl.cpu_platform")
+        if partial is not None and not hasattr(partial, "install_if_requested"):
+            return  # cpu_platform's own import of verl brought us here: it installs itself when it finishes
+        from vlnorm_verl import cpu_platform
 
         cpu_platform.install_if_requested()
 

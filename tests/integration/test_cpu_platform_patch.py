@@ -98,3 +98,22 @@ def test_contract_fails_loudly_when_verl_changes():
 
     with pytest.raises(cpu_platform.UnsupportedVerlError, match="differs from the expected"):
         cpu_platform.check_process_group_contract(func=changed)
+
+
+def test_importing_the_platform_before_verl_still_loads_the_plugin():
+    """cpu_platform imports verl, whose plugin loading imports cpu_platform while it is half-initialised (the engine
+    harness's order): the plugin must still load, and the platform install itself."""
+    code = """
+        import sys
+        from vlnorm_verl import cpu_platform
+        from verl.utils import distributed
+        from verl.plugin.platform import get_platform
+        print("plugin", "vlnorm_verl.plugin" in sys.modules)
+        print("wrapped", getattr(distributed.initialize_global_process_group_ray, "_vlnorm_cpu_wrapped", False))
+        print("platform", type(get_platform()).__name__)
+    """
+    out = _python(code, VERL_PLATFORM="cpu")
+    assert out.returncode == 0, out.stderr
+    assert "plugin True" in out.stdout and "wrapped True" in out.stdout and "platform PlatformCPU" in out.stdout, (
+        out.stdout
+    )
