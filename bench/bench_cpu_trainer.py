@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "support"))
 
-from trainer_run import SUPPORT, CPUTrainer, netns_reason  # noqa: E402
+from trainer_run import SUPPORT, CPUTrainer, netns_reason, prepare_countdown  # noqa: E402
 
 PHASES = ("timing_s/gen", "timing_s/old_log_prob", "timing_s/update_actor", "timing_s/update_weights")
 
@@ -62,26 +61,7 @@ def main() -> None:
         raise SystemExit(f"cannot isolate the runs: {reason}")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "vlnorm_verl.cli",
-                "prepare-data",
-                "countdown",
-                "--out",
-                str(root / "data/countdown"),
-                "--train-size",
-                "256",
-                "--test-size",
-                "8",
-                "--workers",
-                "1",
-                "--no-progress",
-            ],
-            check=True,
-            capture_output=True,
-        )
+        prepare_countdown(root / "data", train_size=256)
         trainer = CPUTrainer(data=root / "data", cache=root / "cache")
         results = {}
         for label, recipe in (("DAPO token-mean", "countdown_dapo_norm"), ("VL Norm", "countdown_vlnorm")):

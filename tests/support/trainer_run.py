@@ -107,6 +107,31 @@ def trainer_env(work: Path, data: Path, cache: Path, **extra: str) -> dict[str, 
     return env
 
 
+def prepare_countdown(data: Path, train_size: int, test_size: int = 8) -> Path:
+    """A small offline CountDown set under ``data/countdown`` (``vlnorm-verl prepare-data``); returns ``data``."""
+    subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "vlnorm_verl.cli",
+            "prepare-data",
+            "countdown",
+            "--out",
+            str(data / "countdown"),
+            "--train-size",
+            str(train_size),
+            "--test-size",
+            str(test_size),
+            "--workers",
+            "1",
+            "--no-progress",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return data
+
+
 def experiment_name(recipe: str, overrides: list[str]) -> str:
     for o in overrides:
         if o.startswith("trainer.experiment_name="):

@@ -6,12 +6,10 @@ tiny-model cache; skips (with the reason) where runs cannot be isolated in a pri
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from trainer_run import CPUTrainer, netns_reason
+from trainer_run import CPUTrainer, netns_reason, prepare_countdown
 
 
 @pytest.fixture(scope="session")
@@ -20,27 +18,7 @@ def cpu_trainer(tmp_path_factory: pytest.TempPathFactory) -> CPUTrainer:
     if reason:
         pytest.skip(f"verl trainer runs: {reason}")
     root = tmp_path_factory.mktemp("cpu_trainer")
-    data = root / "data"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "vlnorm_verl.cli",
-            "prepare-data",
-            "countdown",
-            "--out",
-            str(data / "countdown"),
-            "--train-size",
-            "64",
-            "--test-size",
-            "8",
-            "--workers",
-            "1",
-            "--no-progress",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    data = prepare_countdown(root / "data", train_size=64)
     return CPUTrainer(data=data, cache=root / "cache")
 
 

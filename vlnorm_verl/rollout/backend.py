@@ -25,10 +25,3 @@ def register() -> None:
 
     RolloutReplicaRegistry.register(NAME, _load_replica)
     base._ROLLOUT_REGISTRY[(NAME, "async")] = ADAPTER_PATH
-
-
-def is_registered() -> bool:
-    from verl.workers.rollout import base
-    from verl.workers.rollout.replica import RolloutReplicaRegistry
-
-    return NAME in RolloutReplicaRegistry._registry and base._ROLLOUT_REGISTRY.get((NAME, "async")) == ADAPTER_PATH
