@@ -102,7 +102,10 @@ SUMMARY: list[tuple[str, tuple[str, ...]]] = [
         "KL loss / KL in reward / entropy",
         ("actor_rollout_ref.actor.use_kl_loss", "algorithm.use_kl_in_reward", "actor_rollout_ref.actor.entropy_coeff"),
     ),
-    ("grad clip / temperature", ("actor_rollout_ref.actor.grad_clip", "actor_rollout_ref.rollout.temperature")),
+    (
+        "grad clip (optim.clip_grad) / temperature",
+        ("actor_rollout_ref.actor.optim.clip_grad", "actor_rollout_ref.rollout.temperature"),
+    ),
     (
         "validation n / temperature / sample",
         (
@@ -271,6 +274,7 @@ def prepare(recipe: str, overrides: list[str], environ: Any, reserve: bool = Fal
     from vlnorm_verl.bounded_sampler import check_filter_groups_bound
     from vlnorm_verl.cpu_run import check_cpu_config
     from vlnorm_verl.overlong_filter import check_overlong_filter
+    from vlnorm_verl.run_checks import check_run
     from vlnorm_verl.startup_check import check_config
 
     config_dir, name = locate(recipe)
@@ -302,6 +306,7 @@ def prepare(recipe: str, overrides: list[str], environ: Any, reserve: bool = Fal
         check_overlong_filter(cfg)
         check_recipe(cfg, environ)
         check_cpu_config(cfg)
+        check_run(cfg)
         bound = check_filter_groups_bound(cfg)
         verl_validate(cfg)
     except BaseException:

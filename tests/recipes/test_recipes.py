@@ -33,6 +33,7 @@ COMMON = {
     "actor_rollout_ref.actor.use_kl_loss": False,
     "algorithm.use_kl_in_reward": False,
     "actor_rollout_ref.actor.entropy_coeff": 0.0,
+    "actor_rollout_ref.actor.optim.clip_grad": 1.0,
     "actor_rollout_ref.actor.grad_clip": 1.0,
     "actor_rollout_ref.rollout.temperature": 1.0,
     "actor_rollout_ref.rollout.val_kwargs.n": 8,
