@@ -115,6 +115,7 @@ SUMMARY: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     ("nodes / GPUs per node", ("trainer.nnodes", "trainer.n_gpus_per_node")),
+    ("actor / ref strategy", ("actor_rollout_ref.actor.strategy", "actor_rollout_ref.ref.strategy")),
     (
         "FSDP offload param / optim / vLLM mem",
         (

@@ -1,5 +1,6 @@
 """What verl's engine will use, read through verl's own config dataclasses, equals what the launcher prints, for
-every recipe: the gradient clip (``actor.optim.clip_grad``; ``actor.grad_clip`` is a legacy key the engine ignores)."""
+every recipe: the gradient clip (``actor.optim.clip_grad``; ``actor.grad_clip`` is a legacy key the engine ignores)
+and the actor/ref strategy (FSDP2, the engine the CPU tests run)."""
 
 from __future__ import annotations
 
@@ -53,3 +54,25 @@ def test_the_legacy_key_set_to_the_same_value_passes(run_dirs) -> None:
         {},
     )
     assert engine_actor(launched.cfg).optim.clip_grad == 0.5
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_every_recipe_trains_with_the_fsdp2_engine_the_tests_run(run_dirs, monkeypatch, recipe: str) -> None:
+    launched = launch.prepare(recipe, [], {})
+    # the worker builds the ref's dataclass from the ref section after renaming its batch keys; strategy passes as is
+    used = [engine_actor(launched.cfg).strategy, launched.cfg.actor_rollout_ref.ref.strategy]
+    assert used == ["fsdp2", "fsdp2"]  # not verl's default FSDP1 ("fsdp")
+    assert printed(launch.summary(launched), "actor / ref strategy") == used
+    # the engine class verl's EngineRegistry picks for it on a GPU node is the FSDP engine the CPU tests run
+    from verl.workers.engine import EngineRegistry
+
+    monkeypatch.setenv("VERL_ENGINE_DEVICE", "cuda")  # as on a GPU node (the CPU runs set the same)
+    monkeypatch.setenv("VERL_ENGINE_VENDOR", "nvidia")
+    engine = EngineRegistry.get_engine_cls(model_type="language_model", backend=used[0])
+    assert engine.__name__ == "FSDPEngineWithLMHead"
+
+
+def test_the_strategy_stays_overridable(run_dirs) -> None:
+    launched = launch.prepare("countdown_vlnorm", ["actor_rollout_ref.actor.strategy=fsdp"], {})
+    assert engine_actor(launched.cfg).strategy == "fsdp"
+    assert printed(launch.summary(launched), "actor / ref strategy") == ["fsdp", "fsdp2"]
