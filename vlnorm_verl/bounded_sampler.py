@@ -35,6 +35,12 @@ Contract
 * ``sampler_kwargs.poll_interval`` (optional, seconds; verl's default 2.0) is how often verl's buffer polls the
   rollout's progress: ``cluster=cpu`` sets 0.05, since a 2 s poll would be most of a CPU training step.
 * Sync trainer only (``trainer.v1.trainer_mode=sync``); other modes are refused at construction.
+* Guarded: the subclass overrides verl's private ``ReplayBuffer._evict_terminal_groups`` and
+  ``._sampleable_terminal_keys`` and reads its ``filter_groups_metric`` / ``train_batch_size`` state, so
+  :func:`check_replay_buffer_contract` (verl's version, the signatures in :data:`REPLAY_BUFFER_CONTRACT`) runs at
+  the launch-time check and again at construction, raising
+  :class:`~vlnorm_verl.verl_compat.UnsupportedVerlError` when verl changed - never falling back to an unbounded
+  buffer.
 
 :func:`check_filter_groups_bound` is the launch-time check (cheap, no Ray): it warns when dynamic sampling is on
 without this buffer (the bound is then not enforced) and raises when this buffer is selected with invalid or
@@ -52,6 +58,8 @@ from typing import Any
 
 from transfer_queue import KVBatchMeta
 from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
+
+from vlnorm_verl.verl_compat import UnsupportedVerlError, check_signature, check_verl_version
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +86,50 @@ FIXES = (
     "check the reward function on a few real responses (reward.custom_reward_function, "
     "algorithm.filter_groups.metric); or lower data.train_batch_size so fewer groups with signal fill a batch"
 )
+
+
+#: the verl ReplayBuffer methods the subclass calls or overrides -> their parameters in verl 0.9.1
+REPLAY_BUFFER_CONTRACT: dict[str, tuple[str, ...]] = {
+    "__init__": (
+        "self",
+        "trainer_mode",
+        "trainer_config",
+        "max_off_policy_threshold",
+        "max_off_policy_strategy",
+        "sampler_kwargs",
+        "poll_interval",
+        "refill_fn",
+        "filter_groups_metric",
+        "train_batch_size",
+        "gen_batch_size",
+        "max_inflight_gen_batches",
+        "sync_refill_failed_groups",
+    ),
+    "sample": ("self", "global_steps", "partition_id", "batch_size"),
+    "_evict_terminal_groups": ("self", "global_steps", "partition_id", "eviction_reasons"),
+    "_sampleable_terminal_keys": ("self", "partition_id", "eviction_reasons"),
+}
+#: the state verl's ReplayBuffer.__init__ sets and the subclass reads
+REPLAY_BUFFER_STATE = ("filter_groups_metric", "train_batch_size")
+CONTRACT_FIX = (
+    "install verl 0.9.x (pip install 'verl[verl-core]>=0.9.1,<0.10'), or turn DAPO dynamic sampling off "
+    "(algorithm.filter_groups.enable=false, and unset trainer.v1.sampler.custom_sampler)"
+)
+
+
+def check_replay_buffer_contract(version: str | None = None, base: type | None = None) -> None:
+    """Raise :class:`UnsupportedVerlError` unless verl's version and ``ReplayBuffer``'s methods are the known ones."""
+    base = ReplayBuffer if base is None else base
+    check_verl_version(
+        f"{SAMPLER_NAME} (it overrides private methods of verl's v1 ReplayBuffer)", CONTRACT_FIX, version=version
+    )
+    for method, params in REPLAY_BUFFER_CONTRACT.items():
+        check_signature(
+            getattr(base, method, None),
+            params,
+            f"verl.trainer.ppo.v1.replay_buffer.ReplayBuffer.{method}",
+            f"{SAMPLER_NAME} relies on it; {CONTRACT_FIX}",
+        )
 
 
 class FilterGroupsBoundError(ValueError):
@@ -231,6 +283,7 @@ class BoundedReplayBuffer(ReplayBuffer):
                 f"{SAMPLER_NAME} supports trainer.v1.trainer_mode=sync only (got {trainer_mode!r}); unset "
                 "trainer.v1.sampler.custom_sampler for the async trainers"
             )
+        check_replay_buffer_contract()
         self.settings = BoundedSamplerSettings.from_sampler_kwargs(sampler_kwargs)
         super().__init__(
             trainer_mode=trainer_mode,
@@ -243,6 +296,11 @@ class BoundedReplayBuffer(ReplayBuffer):
             refill_fn=refill_fn,
             **self.settings.builtin_kwargs(),
         )
+        missing = [name for name in REPLAY_BUFFER_STATE if not hasattr(self, name)]
+        if missing:
+            raise UnsupportedVerlError(
+                f"verl's ReplayBuffer no longer sets {missing}, which {SAMPLER_NAME} reads; {CONTRACT_FIX}"
+            )
         self.max_num_gen_batches = self.settings.max_num_gen_batches
         self._round: _Round | None = None
         if self.filter_groups_metric is not None and self.max_num_gen_batches == 0:
@@ -370,6 +428,8 @@ def check_filter_groups_bound(cfg: Any) -> FilterGroupsBound | None:
     sampler = get("trainer.v1.sampler.custom_sampler") or {}
     path, name = sampler.get("path"), sampler.get("name")
     ours = _is_ours(path, name)
+    if ours:
+        check_replay_buffer_contract()
     enabled = bool(get("algorithm.filter_groups.enable", False))
     use_v1 = bool(get("trainer.use_v1", True))
     settings: BoundedSamplerSettings | None = None

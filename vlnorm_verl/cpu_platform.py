@@ -35,7 +35,6 @@ profiling, CUDA IPC.
 from __future__ import annotations
 
 import functools
-import inspect
 import os
 import types
 from contextlib import contextmanager
@@ -44,6 +43,9 @@ from typing import Any
 import psutil
 import torch
 from verl.plugin.platform import PlatformBase, PlatformRegistry
+
+from vlnorm_verl.verl_compat import UnsupportedVerlError as UnsupportedVerlError  # re-exported
+from vlnorm_verl.verl_compat import check_signature, check_verl_version
 
 PLATFORM_NAME = "cpu"
 
@@ -231,16 +233,10 @@ def check_active() -> None:
         )
 
 
-#: verl versions whose ``initialize_global_process_group_ray`` the wrapper below was written against: [low, high)
-SUPPORTED_VERL = ("0.9.1", "0.10")
 PROCESS_GROUP_INIT_PARAMS = ("timeout_second", "backend")
 #: modules holding a reference to verl's function (``engine_workers`` imports it by name)
 PROCESS_GROUP_INIT_MODULES = ("verl.utils.distributed", "verl.workers.engine_workers")
 _WRAPPED_FLAG = "_vlnorm_cpu_wrapped"
-
-
-class UnsupportedVerlError(RuntimeError):
-    """The installed verl differs from what the CPU support was written against."""
 
 
 def is_requested(environ: Any = None) -> bool:
@@ -251,27 +247,21 @@ def is_requested(environ: Any = None) -> bool:
 
 def check_process_group_contract(version: str | None = None, func: Any = None) -> None:
     """Raise :class:`UnsupportedVerlError` unless verl's version and the wrapped function's signature are known."""
-    import verl
-    from packaging.version import Version
+    check_verl_version(
+        "vlnorm_verl's CPU platform (it wraps verl's private "
+        "verl.utils.distributed.initialize_global_process_group_ray)",
+        "install a supported verl or unset VERL_PLATFORM=cpu",
+        version=version,
+    )
     from verl.utils import distributed
 
-    found = Version(version or verl.__version__)
-    low, high = (Version(v) for v in SUPPORTED_VERL)
-    if not low <= found < high:
-        raise UnsupportedVerlError(
-            f"vlnorm_verl's CPU platform supports verl >={low},<{high} (found {found}): it wraps verl's private "
-            "verl.utils.distributed.initialize_global_process_group_ray; install a supported verl or unset "
-            "VERL_PLATFORM=cpu"
-        )
-    target = func if func is not None else distributed.initialize_global_process_group_ray
-    target = getattr(target, "__wrapped__", target)
-    params = tuple(inspect.signature(target).parameters)
-    if params != PROCESS_GROUP_INIT_PARAMS:
-        raise UnsupportedVerlError(
-            f"verl.utils.distributed.initialize_global_process_group_ray{params} differs from the expected "
-            f"{PROCESS_GROUP_INIT_PARAMS}: verl changed the function the CPU platform wraps; update "
-            "vlnorm_verl.cpu_platform.patch_process_group_init"
-        )
+    target = func if func is not None else getattr(distributed, "initialize_global_process_group_ray", None)
+    check_signature(
+        target,
+        PROCESS_GROUP_INIT_PARAMS,
+        "verl.utils.distributed.initialize_global_process_group_ray",
+        "update vlnorm_verl.cpu_platform.patch_process_group_init",
+    )
 
 
 def patch_process_group_init() -> bool:

@@ -10,7 +10,8 @@ them over the data-parallel group, and exposes them to the loss through a contex
 duration of the call. Every other call passes through untouched.
 
 The wrapped method is verl-internal, so the wrap is guarded: verl's version must be in
-SUPPORTED_VERL and the method's signature must be the one this code was written against;
+:data:`vlnorm_verl.verl_compat.SUPPORTED_VERL` and the method's signature must be the one this code was
+written against;
 otherwise :func:`install` raises (``minibatch`` scope) or logs and leaves verl alone (``batch``
 scope, whose gradient does not depend on the hook). ``tests/integration`` pins the contract.
 """
@@ -24,14 +25,13 @@ import logging
 from typing import Any
 
 import torch
-from packaging.version import Version
 
 from vlnorm_verl.aggregation import WeightSums
 from vlnorm_verl.settings import LOSS_MODE, VLNormConfigError
+from vlnorm_verl.verl_compat import check_verl_version as check_verl_version_in_range
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_VERL = (Version("0.9.1"), Version("0.10"))  # [low, high)
 EXPECTED_PARAMS = ("self", "data", "loss_function", "forward_only")
 _WRAPPED_FLAG = "_vl_norm_wrapped"
 
@@ -50,15 +50,13 @@ def current_minibatch() -> WeightSums | None:
 
 
 def check_verl_version(version: str | None = None) -> None:
-    import verl
-
-    found = Version(version or verl.__version__)
-    low, high = SUPPORTED_VERL
-    if not (low <= found < high):
-        raise UnsupportedEngineError(
-            f"VL Norm scope=minibatch supports verl >={low},<{high} (found {found}); "
-            "use algorithm.vl_norm.scope=batch or install a supported verl"
-        )
+    """verl's version is in :data:`vlnorm_verl.verl_compat.SUPPORTED_VERL` (release tuples, pre-releases refused)."""
+    check_verl_version_in_range(
+        "VL Norm scope=minibatch (it wraps verl's FSDPEngine.forward_backward_batch)",
+        "use algorithm.vl_norm.scope=batch or install a supported verl",
+        version=version,
+        error=UnsupportedEngineError,
+    )
 
 
 def _fsdp_engine_class():

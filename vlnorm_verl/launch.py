@@ -460,6 +460,10 @@ def _execute(launch: Launch) -> int:
         from vlnorm_verl.cpu_platform import apply_env
 
         apply_env(env)  # the driver and a Ray cluster it starts select the CPU platform
+    from vlnorm_verl.rollout import backend
+
+    if backend.is_selected(launch.cfg):
+        env[backend.ENABLE_ENV] = "1"  # verl processes register the hf backend (only) where a run selects it
     if launch.override_job_env:
         env[run_env.RAY_OVERRIDE_ENV] = "1"
     command = launch.command()

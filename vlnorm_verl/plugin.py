@@ -1,10 +1,13 @@
 """verl plugin entry point (group ``verl.plugins``): registers VL Norm in every verl process.
 
 verl imports this module (``EntryPoint.load()``) on ``import verl`` in the driver, the TaskRunner
-and every Ray worker; importing it calls :func:`register`, which registers the ``vl_norm``
-advantage estimator, the ``vl_norm`` policy loss, the ``overlong_filter`` estimator and the ``hf`` rollout
-backend through verl's registries, and — only when ``VERL_PLATFORM=cpu`` — the CPU platform with its fix of
-verl's process-group start-up (:func:`vlnorm_verl.cpu_platform.install_if_requested`). It is idempotent.
+and every Ray worker; importing it calls :func:`register`, which registers the ``vl_norm`` advantage
+estimator, the ``vl_norm`` policy loss and the ``overlong_filter`` estimator through verl's public
+registries; the ``hf`` rollout backend only where it can be used (CPU runs, or runs with
+``rollout.name=hf``; it writes a private verl table, guarded: :mod:`vlnorm_verl.rollout.backend`); and,
+only when ``VERL_PLATFORM=cpu``, the CPU platform with its (guarded) fix of verl's process-group start-up
+(:func:`vlnorm_verl.cpu_platform.install_if_requested`). It is idempotent. The verl internals touched, and
+their guards, are listed in :mod:`vlnorm_verl.verl_compat`.
 verl logs a failing plugin at DEBUG level only, so the start-up check
 (:func:`vlnorm_verl.startup_check.check_plugin`) re-loads the entry point and raises the real
 error, and the worker-side config class makes a worker fail loudly too.
@@ -47,7 +50,7 @@ def register() -> None:
     overlong_filter.register()  # the DAPO overlong-filtering estimator (recipes)
     from vlnorm_verl.rollout import backend
 
-    backend.register()  # actor_rollout_ref.rollout.name=hf
+    backend.register_if_wanted()  # rollout.name=hf, only in processes that can use it (CPU runs, or hf selected)
     from vlnorm_verl.tiny_model import register_resolver
 
     register_resolver()  # ${vlnorm_tiny_model:} (model=tiny), resolved in the TaskRunner too

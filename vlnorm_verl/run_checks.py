@@ -7,6 +7,9 @@ Each check takes the composed trainer config (verl's ``ppo_trainer`` DictConfig)
   deprecated ``actor.optim.grad_clip`` when set); ``actor.grad_clip`` is a legacy key the engine never reads.
   The two must agree, so the value a user sets is the value that trains (:func:`engine_clip_grad` reads it
   through verl's own optimizer dataclass).
+* the ``hf`` rollout backend (``rollout.name=hf``) needs verl's private rollout registry where this package
+  writes it (:func:`vlnorm_verl.rollout.backend.check_registry`; a moved registry raises
+  :class:`~vlnorm_verl.verl_compat.UnsupportedVerlError` naming the verl version).
 """
 
 from __future__ import annotations
@@ -47,6 +50,14 @@ def check_grad_clip(cfg: Any) -> None:
         )
 
 
+def check_rollout_backend(cfg: Any) -> None:
+    from vlnorm_verl.rollout import backend
+
+    if backend.is_selected(cfg):
+        backend.check_registry()
+
+
 def check_run(cfg: Any) -> None:
     """Every check of this module."""
     check_grad_clip(cfg)
+    check_rollout_backend(cfg)

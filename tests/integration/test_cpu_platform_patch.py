@@ -75,14 +75,13 @@ def test_gpu_processes_are_left_alone():
         from verl.utils import distributed
         print("wrapped", getattr(distributed.initialize_global_process_group_ray, "_vlnorm_cpu_wrapped", False))
         print("cpu_platform imported", "vlnorm_verl.cpu_platform" in sys.modules)
-        from verl.workers.rollout.replica import RolloutReplicaRegistry
         from verl.workers.rollout.base import _ROLLOUT_REGISTRY
-        print("hf", RolloutReplicaRegistry.get("hf").__name__, _ROLLOUT_REGISTRY[("hf", "async")])
+        print("hf", ("hf", "async") in _ROLLOUT_REGISTRY)
     """
     out = _python(code)
     assert out.returncode == 0, out.stderr
     assert "wrapped False" in out.stdout and "cpu_platform imported False" in out.stdout, out.stdout
-    assert "hf HFReplica vlnorm_verl.rollout.hf_adapter.HFServerAdapter" in out.stdout, out.stdout
+    assert "hf False" in out.stdout, out.stdout  # the private rollout registry too (tests/integration/test_verl_guards)
 
 
 def test_contract_holds_for_the_installed_verl():
@@ -90,7 +89,7 @@ def test_contract_holds_for_the_installed_verl():
 
 
 def test_contract_fails_loudly_when_verl_changes():
-    with pytest.raises(cpu_platform.UnsupportedVerlError, match="supports verl >=0.9.1,<0.10"):
+    with pytest.raises(cpu_platform.UnsupportedVerlError, match=r"written against verl >=0\.9\.1,<0\.10"):
         cpu_platform.check_process_group_contract(version="0.10.0")
 
     def changed(timeout_second=None, backend=None, device_id=None):  # a new parameter

@@ -80,7 +80,7 @@ def test_plain_verl_overrides_without_the_worker_config_are_rejected() -> None:
 
 def test_minibatch_scope_rejects_an_unsupported_verl_version(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(verl, "__version__", "0.10.0")
-    with pytest.raises(VLNormConfigError, match=r"supports verl >=0\.9\.1,<0\.10 \(found 0\.10\.0\)"):
+    with pytest.raises(VLNormConfigError, match=r"written against verl >=0\.9\.1,<0\.10 \(found verl 0\.10\.0\)"):
         check(VL + ["algorithm.vl_norm.scope=minibatch"])
     assert check(VL) is not None  # the batch scope does not depend on the engine hook
 
