@@ -52,7 +52,9 @@ def _check_lengths(lengths: torch.Tensor) -> torch.Tensor:
 
 
 def check_alpha(alpha: float) -> float:
-    """Return alpha as a float, or raise if it is negative or not finite."""
+    """Return alpha as a float, or raise if it is not a number (a bool is not), negative or not finite."""
+    if isinstance(alpha, bool):
+        raise ValueError(f"VL Norm alpha must be a number >= 0, got {alpha!r}")
     try:
         value = float(alpha)
     except (TypeError, ValueError) as exc:

@@ -2,7 +2,9 @@
 
 Composes the config as verl's trainer would (plus the project's config groups on the search path)
 and runs :func:`vlnorm_verl.startup_check.check_config`. Exit 0 and a one-line summary when the
-run is consistent (or does not use VL Norm); exit 1 with the reason otherwise.
+run is consistent (or does not use VL Norm); exit 2 (as every sub-command for invalid input) with the reason
+otherwise. It runs the whole start-up check (:func:`vlnorm_verl.startup_check.check_run_config`), as
+``vlnorm-verl train`` and the Hydra callback in ``python -m verl.trainer.main_ppo`` do.
 """
 
 from __future__ import annotations
@@ -23,16 +25,17 @@ def run(args: argparse.Namespace) -> int:
     import verl  # noqa: F401  (loads the plugin as every verl process does)
 
     from vlnorm_verl.compose import compose_config
-    from vlnorm_verl.settings import VLNormConfigError
-    from vlnorm_verl.startup_check import check_config
+    from vlnorm_verl.settings import EXIT_INVALID
+    from vlnorm_verl.startup_check import check_config, check_run_config, describe_failure
 
     overrides = list(args.overrides) + list(getattr(args, "extra", []))
     try:
         cfg = compose_config(args.config_name, overrides, config_dir=args.config_dir)
+        check_run_config(cfg)
         settings = check_config(cfg)
-    except VLNormConfigError as exc:
-        print(f"VL Norm start-up check failed: {exc}", file=sys.stderr)
-        return 1
+    except Exception as exc:  # noqa: BLE001 - composition errors and every failed check are reported alike
+        print(f"vlnorm-verl check: invalid run: {describe_failure(exc)}", file=sys.stderr)
+        return EXIT_INVALID
     if settings is None:
         print("VL Norm is not enabled in this config (nothing to check).")
     else:

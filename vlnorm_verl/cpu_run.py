@@ -111,9 +111,10 @@ def _on_job_start(config: Any) -> None:
         return
     try:
         check_cpu_config(config)
-    except CPURunError as exc:
-        # Hydra turns exceptions raised by callbacks into warnings, so stop the run explicitly.
-        raise SystemExit(f"vlnorm-verl: invalid CPU run: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - Hydra turns a callback's exception into a warning: stop explicitly
+        from vlnorm_verl.startup_check import stop
+
+        stop(exc)
     prepare_driver()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 

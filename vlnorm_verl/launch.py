@@ -6,19 +6,17 @@ RECIPE is a recipe name (``vlnorm-verl train --list``; the YAML files live in th
 1. composes the recipe exactly as ``python -m verl.trainer.main_ppo --config-path=<recipe dir>
    --config-name=<recipe> <overrides>`` would (verl's ``ppo_trainer`` plus the project's config groups),
    with the tracking environment added (see :mod:`vlnorm_verl.run_env`);
-2. checks it: the VL Norm start-up check, the overlong-filter check, the recipe checks below, and verl's
-   own ``validate_config``; a failure exits 2 with the reason on stderr;
+2. checks it: the whole start-up check (:func:`vlnorm_verl.startup_check.check_run_config`, which the recipes'
+   Hydra callback also runs inside ``verl.trainer.main_ppo``) and the launcher's own check below; a failure
+   exits 2 with one line naming the setting and the fix on stderr;
 3. prints the settings that define the run (stderr);
 4. ``--dry-run``: prints the fully resolved config as YAML on stdout and exits 0 (no GPU needed;
    ``--probe-cluster`` also checks every node of the Ray cluster, see :mod:`vlnorm_verl.cluster_probe`);
    otherwise it replaces itself with verl's trainer, ``python -m verl.trainer.main_ppo`` with the same
    config path, name and overrides, so signals and the exit status are verl's.
 
-Recipe checks: the legacy reward keys verl 0.9.x ignores (``reward_model.reward_manager``,
-``reward_model.reward_kwargs``, ``custom_reward_function.*``) must be unset; the reward manager must be
-registered; the dapo manager's overlong buffer must fit in ``max_resp_len``; the dynamic-sampling metric
-must be one the project's reward function reports; and ``VERL_FILE_LOGGER_PATH`` must not be set (verl
-would truncate that single file on every launch).
+The launcher's own check: ``VERL_FILE_LOGGER_PATH`` must not be set (verl would truncate that single file on
+every launch; the launcher gives each launch its own log directory).
 """
 
 from __future__ import annotations
@@ -29,18 +27,15 @@ import difflib
 import json
 import os
 import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vlnorm_verl import run_env
+from vlnorm_verl import run_env, settings
 
 ACCEPTS_EXTRA_ARGS = True
-EXIT_INVALID = 2
+EXIT_INVALID = settings.EXIT_INVALID
 RECIPES_DIR = Path(__file__).resolve().parent / "configs" / "recipes"
-OUR_REWARD_PATH = "pkg://vlnorm_verl.rewards"
-OUR_REWARD_KEYS = ("score", "acc")
 # (label, config keys) printed before launching; values are joined with " / "
 SUMMARY: list[tuple[str, tuple[str, ...]]] = [
     ("recipe / suite / task", ("vlnorm.recipe", "vlnorm.suite", "vlnorm.task")),
@@ -198,71 +193,13 @@ def _compose(config_dir: Path, name: str, overrides: list[str]) -> Any:
     return compose_config(name, overrides, config_dir=config_dir)
 
 
-def check_recipe(cfg: Any, environ: Any) -> None:
-    """The recipe checks listed in the module docstring."""
-    from omegaconf import OmegaConf
-
-    legacy = {
-        "reward_model.reward_manager": "reward.reward_manager.name",
-        "reward_model.reward_kwargs": "reward.reward_kwargs",
-        "custom_reward_function.path": "reward.custom_reward_function.path",
-        "custom_reward_function.name": "reward.custom_reward_function.name",
-    }
-    for key, new in legacy.items():
-        if OmegaConf.select(cfg, key, default=None) is not None:
-            raise RecipeError(f"{key} is a legacy key that verl 0.9.x's trainer ignores; set {new} instead")
-    manager = OmegaConf.select(cfg, "reward.reward_manager.name", default=None)
-    source = OmegaConf.select(cfg, "reward.reward_manager.source", default="register")
-    if source == "register":
-        from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER
-
-        if manager not in REWARD_MANAGER:
-            raise RecipeError(
-                f"reward.reward_manager.name={manager!r} is not registered; choose one of {sorted(REWARD_MANAGER)}"
-            )
-    buffer = OmegaConf.select(cfg, "reward.reward_kwargs.overlong_buffer_cfg", default=None)
-    if buffer is not None and buffer.get("enable", False):
-        if manager != "dapo":
-            raise RecipeError(
-                "reward.reward_kwargs.overlong_buffer_cfg.enable=true needs reward.reward_manager.name=dapo "
-                f"(found {manager!r}): only verl's dapo reward manager applies the soft overlong punishment"
-            )
-        max_len = OmegaConf.select(cfg, "reward.reward_kwargs.max_resp_len", default=None)
-        length = buffer.get("len", None)
-        if max_len is None or not isinstance(length, int) or length <= 0 or max_len < length:
-            raise RecipeError(
-                f"soft overlong punishment needs 0 < reward.reward_kwargs.overlong_buffer_cfg.len ({length}) <= "
-                f"reward.reward_kwargs.max_resp_len ({max_len}); set max_resp_len='${{data.max_response_length}}'"
-            )
-    groups = cfg.algorithm.get("filter_groups", None)
-    if groups is not None and groups.get("enable", False):
-        metric = groups.get("metric", None)
-        reward_path = OmegaConf.select(cfg, "reward.custom_reward_function.path", default=None)
-        known = ("reward", *OUR_REWARD_KEYS)
-        if buffer is not None and buffer.get("enable", False) and buffer.get("log", False):
-            known = (*known, "overlong_reward", "overlong")
-        if not metric:
-            raise RecipeError("algorithm.filter_groups.metric must be set when dynamic sampling is on (acc or reward)")
-        if reward_path == OUR_REWARD_PATH and metric not in known:
-            raise RecipeError(
-                f"algorithm.filter_groups.metric={metric!r} is not reported by {OUR_REWARD_PATH}; "
-                f"use one of {list(known)}"
-            )
+def check_launch_environment(environ: Any) -> None:
+    """The launcher's own check: ``VERL_FILE_LOGGER_PATH`` must not be set (module docstring)."""
     if environ.get("VERL_FILE_LOGGER_PATH"):
         raise RecipeError(
             "VERL_FILE_LOGGER_PATH is set: verl would truncate that one file on every launch (it opens it with "
             "mode 'wb'); unset it - the launcher writes each launch's log to <runs>/logs/<experiment>/<attempt>/"
         )
-
-
-def verl_validate(cfg: Any) -> None:
-    """verl's own ``validate_config``, as ``verl.trainer.main_ppo`` runs it (its prints go to stderr)."""
-    from verl.trainer.ppo.utils import need_critic, need_reference_policy
-    from verl.utils.config import validate_config
-
-    with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        validate_config(config=cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
 
 
 def prepare(recipe: str, overrides: list[str], environ: Any, reserve: bool = False) -> Launch:
@@ -272,11 +209,7 @@ def prepare(recipe: str, overrides: list[str], environ: Any, reserve: bool = Fal
     """
     from omegaconf import OmegaConf
 
-    from vlnorm_verl.bounded_sampler import check_filter_groups_bound
-    from vlnorm_verl.cpu_run import check_cpu_config
-    from vlnorm_verl.overlong_filter import check_overlong_filter
-    from vlnorm_verl.run_checks import check_run
-    from vlnorm_verl.startup_check import check_config
+    from vlnorm_verl.startup_check import check_run_config
 
     config_dir, name = locate(recipe)
     data_dir, runs_dir = run_env.absolute_dirs(environ)
@@ -303,13 +236,8 @@ def prepare(recipe: str, overrides: list[str], environ: Any, reserve: bool = Fal
         for key, value in ray_env.items():
             OmegaConf.update(cfg, f"{run_env.RUNTIME_ENV_KEY}.{key}", value, force_add=True)
         OmegaConf.resolve(cfg)  # surfaces missing values and broken interpolations now
-        check_config(cfg)
-        check_overlong_filter(cfg)
-        check_recipe(cfg, environ)
-        check_cpu_config(cfg)
-        check_run(cfg)
-        bound = check_filter_groups_bound(cfg)
-        verl_validate(cfg)
+        check_launch_environment(environ)
+        bound = check_run_config(cfg)
     except BaseException:
         if reserve and log_root is not None:
             with contextlib.suppress(OSError):
@@ -385,10 +313,12 @@ def run(args: argparse.Namespace) -> int:
     data_dir, runs_dir = run_env.absolute_dirs(os.environ)
     # ${oc.env:VLNORM_DATA_DIR} in the task configs must resolve to the same absolute path here and in verl
     run_env.apply_to_process({"VLNORM_DATA_DIR": str(data_dir), "VLNORM_RUNS_DIR": str(runs_dir)})
+    from vlnorm_verl.startup_check import describe_failure
+
     try:
         launch = prepare(args.recipe, list(args.extra), os.environ, reserve=not dry)
     except Exception as exc:  # noqa: BLE001 - any composition or check failure is reported the same way
-        print(f"vlnorm-verl train: invalid run: {_reason(exc)}", file=sys.stderr)
+        print(f"vlnorm-verl train: invalid run: {describe_failure(exc)}", file=sys.stderr)
         return EXIT_INVALID
     if args.print_runtime_env:
         print(json.dumps(run_env.submit_runtime_env(launch.env, os.environ), sort_keys=True))
@@ -405,14 +335,6 @@ def run(args: argparse.Namespace) -> int:
                 launch.log_root.rmdir()
         return EXIT_INVALID
     return _execute(launch)
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    cause = exc.__cause__
-    if cause is not None and str(cause).strip() and str(cause).strip() not in text:
-        text = f"{text}: {str(cause).strip()}"
-    return f"{type(exc).__name__}: {text}"
 
 
 def _dry_run(launch: Launch, probe_cluster: bool) -> int:

@@ -25,6 +25,9 @@ LOSS_MODE = "vl_norm"
 SCOPES = ("batch", "minibatch")
 SETTING_KEYS = ("alpha", "scope", "base_estimator")
 DEFAULTS: dict[str, Any] = {"alpha": 1.0, "scope": "batch", "base_estimator": "grpo"}
+#: exit status of every entry point (the vlnorm-verl sub-commands, the start-up check in verl's main_ppo) for
+#: invalid input or an invalid run configuration, detected before any work starts
+EXIT_INVALID = 2
 
 
 class VLNormConfigError(ValueError):

@@ -12,18 +12,23 @@ and raises :class:`VLNormConfigError` naming the setting and the fix when:
 * scope ``minibatch`` is asked of an engine or verl version it does not support;
 * the plugin is not installed as a ``verl.plugins`` entry point, or fails to import.
 
-It runs in the launcher (``vlnorm-verl train``, ``vlnorm-verl check``), as a Hydra callback that the
-vl_norm config group installs (so ``python -m verl.trainer.main_ppo`` runs it before anything else),
-and on the first call of the estimator.
+It runs in the launcher (``vlnorm-verl train``, ``vlnorm-verl check``), as a Hydra callback that every
+packaged recipe and the vl_norm config group install (so ``python -m verl.trainer.main_ppo`` runs it before
+anything else), and on the first call of the estimator. :func:`check_run_config` is the whole start-up check
+of every entry point: this module's VL Norm check plus the others (:mod:`vlnorm_verl.run_checks` lists the
+trainer settings). A failure stops a run with exit status :data:`~vlnorm_verl.settings.EXIT_INVALID` (2, as
+every ``vlnorm-verl`` sub-command does for invalid input) and one line naming the setting and the fix.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, NoReturn
 
-from vlnorm_verl.settings import ESTIMATOR_NAME, LOSS_MODE, VLNormConfigError, VLNormSettings
+from vlnorm_verl.settings import ESTIMATOR_NAME, EXIT_INVALID, LOSS_MODE, VLNormConfigError, VLNormSettings
 
 FSDP_STRATEGIES = ("fsdp", "fsdp2")
 
@@ -54,6 +59,15 @@ def _policy_loss_class(target: Any) -> type | None:
         return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError):
         return None
+
+
+def _same_number(value: Any, wanted: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    try:
+        return float(value) == float(wanted)
+    except (TypeError, ValueError):
+        return False
 
 
 def check_config(cfg: Any) -> VLNormSettings | None:
@@ -97,7 +111,7 @@ def check_config(cfg: Any) -> VLNormSettings | None:
         worker_value = policy_loss.get(key, None)
         wanted = getattr(settings, key)
         same = worker_value is not None and (
-            float(worker_value) == wanted if key == "alpha" else worker_value == wanted
+            _same_number(worker_value, wanted) if key == "alpha" else worker_value == wanted
         )
         if not same:
             raise VLNormConfigError(
@@ -107,7 +121,7 @@ def check_config(cfg: Any) -> VLNormSettings | None:
 
     max_len = cfg.data.max_response_length
     scale = actor.get("loss_scale_factor", None)
-    if scale is None or float(scale) != float(max_len):
+    if scale is None or not _same_number(scale, max_len):
         raise VLNormConfigError(
             f"actor_rollout_ref.actor.loss_scale_factor={scale!r} must equal data.max_response_length={max_len} "
             "(VL Norm's constant M); set actor_rollout_ref.actor.loss_scale_factor='${data.max_response_length}'"
@@ -127,19 +141,61 @@ def check_config(cfg: Any) -> VLNormSettings | None:
     return settings
 
 
+def check_run_config(cfg: Any) -> Any:
+    """The start-up check of every entry point, before Ray starts; returns the dynamic-sampling bound (or None).
+
+    Runs, in order: the VL Norm check (:func:`check_config`), the run checks
+    (:func:`vlnorm_verl.run_checks.check_run`), the overlong-filter check, the CPU-run check, the DAPO
+    sampler's bound check, and verl's own ``validate_config``. ``vlnorm-verl train``/``check`` call it, and so does
+    :class:`StartupCheckCallback` (installed by every packaged recipe and by the vl_norm group) in
+    ``python -m verl.trainer.main_ppo``.
+    """
+    from vlnorm_verl.bounded_sampler import check_filter_groups_bound
+    from vlnorm_verl.cpu_run import check_cpu_config
+    from vlnorm_verl.overlong_filter import check_overlong_filter
+    from vlnorm_verl.run_checks import check_run, verl_validate
+
+    check_config(cfg)
+    check_run(cfg)
+    check_overlong_filter(cfg)
+    check_cpu_config(cfg)
+    bound = check_filter_groups_bound(cfg)
+    verl_validate(cfg)
+    return bound
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line: the error's type and message (with its cause when that adds something)."""
+    text = str(exc).strip() or type(exc).__name__
+    cause = exc.__cause__
+    if cause is not None and str(cause).strip() and str(cause).strip() not in text:
+        text = f"{text}: {str(cause).strip()}"
+    return " ".join(f"{type(exc).__name__}: {text}".split())
+
+
+def stop(exc: BaseException) -> NoReturn:
+    """Leave the process with :data:`EXIT_INVALID` and one line on stderr naming the setting and the fix."""
+    print(f"vlnorm-verl: invalid run: {describe_failure(exc)}", file=sys.stderr, flush=True)
+    raise SystemExit(EXIT_INVALID)
+
+
 def _on_job_start(config: Any) -> None:
     # Hydra turns exceptions raised by callbacks into warnings, so stop the run explicitly.
     try:
-        check_config(config)
-    except VLNormConfigError as exc:
-        raise SystemExit(f"VL Norm start-up check failed: {exc}") from exc
+        check_run_config(config)
+    except Exception as exc:  # noqa: BLE001 - every failed check stops the run the same way
+        stop(exc)
+    from vlnorm_verl.rollout import backend
+
+    if backend.is_selected(config):
+        os.environ[backend.ENABLE_ENV] = "1"  # verl processes the trainer starts register the hf backend
 
 
-try:  # Hydra callback, installed by the vl_norm config group (hydra.callbacks)
+try:  # Hydra callback, installed by every packaged recipe (base/paper) and the vl_norm group (hydra.callbacks)
     from hydra.experimental.callback import Callback
 
     class StartupCheckCallback(Callback):
-        """Runs :func:`check_config` on the composed config before verl's main() starts."""
+        """Runs :func:`check_run_config` on the composed config before verl's main() starts."""
 
         def on_job_start(self, config: Any, **kwargs: Any) -> None:
             _on_job_start(config)

@@ -326,7 +326,7 @@ def test_runs_dir_and_data_dir_come_from_the_environment(run_dirs) -> None:
         (
             "math_dapo_soft_punish",
             ["reward.reward_kwargs.overlong_buffer_cfg.len=4000"],
-            r"overlong_buffer_cfg\.len \(4000\) <=",
+            r"overlong_buffer_cfg\.len \(4000\) < reward\.reward_kwargs\.max_resp_len \(3072\)",
         ),
         (
             "countdown_grpo_norm",

@@ -126,6 +126,7 @@ def test_verls_own_launcher_stops_at_start_up(tmp_path) -> None:
             "verl.trainer.main_ppo",
             "hydra.searchpath=[pkg://vlnorm_verl.configs]",
             "+aggregation=vl_norm",
+            "actor_rollout_ref.rollout.n=4",  # verl's default n=1 gives GRPO no group (refused, tested below)
             "actor_rollout_ref.actor.loss_scale_factor=100",
             f"hydra.run.dir={tmp_path}",
         ],
@@ -134,14 +135,28 @@ def test_verls_own_launcher_stops_at_start_up(tmp_path) -> None:
         timeout=300,
         cwd=tmp_path,
     )
-    assert proc.returncode != 0
-    assert "VL Norm start-up check failed: actor_rollout_ref.actor.loss_scale_factor=100 must equal" in proc.stderr
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "vlnorm-verl: invalid run: VLNormConfigError: actor_rollout_ref.actor.loss_scale_factor=100 must equal" in (
+        proc.stderr
+    )
+    assert "Traceback" not in proc.stderr
 
 
 def test_check_cli(capsys: pytest.CaptureFixture[str]) -> None:
     from vlnorm_verl.cli import main
 
-    assert main(["check", "+aggregation=vl_norm", "algorithm.vl_norm.alpha=0.75"]) == 0
+    # what verl's own validate_config (part of the whole check) needs on top of its defaults, and a GRPO group
+    run = [
+        "+aggregation=vl_norm",
+        "actor_rollout_ref.rollout.n=4",
+        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4",
+        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=4",
+        "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=4",
+    ]
+    assert main(["check", *run, "algorithm.vl_norm.alpha=0.75"]) == 0
     assert "alpha=0.75 scope=batch" in capsys.readouterr().out
-    assert main(["check", "+aggregation=vl_norm", "algorithm.vl_norm.alpha=-1"]) == 1
+    assert main(["check", *run, "algorithm.vl_norm.alpha=-1"]) == 2  # as every sub-command
     assert "algorithm.vl_norm.alpha" in capsys.readouterr().err
+    assert main(["check", *run[:1], *run[2:]]) == 2
+    # the whole start-up check: verl's default rollout.n=1 leaves GRPO (VL Norm's default base) without a group
+    assert "rollout.n=1 with algorithm.vl_norm.base_estimator=grpo" in capsys.readouterr().err
