@@ -59,7 +59,7 @@ from typing import Any
 from transfer_queue import KVBatchMeta
 from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 
-from vlnorm_verl.verl_compat import UnsupportedVerlError, check_signature, check_verl_version
+from vlnorm_verl.verl_compat import INSTALL_SUPPORTED_VERL, UnsupportedVerlError, check_signature, check_verl_version
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ REPLAY_BUFFER_CONTRACT: dict[str, tuple[str, ...]] = {
 #: the state verl's ReplayBuffer.__init__ sets and the subclass reads
 REPLAY_BUFFER_STATE = ("filter_groups_metric", "train_batch_size")
 CONTRACT_FIX = (
-    "install verl 0.9.x (pip install 'verl[verl-core]>=0.9.1,<0.10'), or turn DAPO dynamic sampling off "
+    f"{INSTALL_SUPPORTED_VERL}, or turn DAPO dynamic sampling off "
     "(algorithm.filter_groups.enable=false, and unset trainer.v1.sampler.custom_sampler)"
 )
 

@@ -44,8 +44,8 @@ import psutil
 import torch
 from verl.plugin.platform import PlatformBase, PlatformRegistry
 
+from vlnorm_verl.verl_compat import INSTALL_SUPPORTED_VERL, check_signature, check_verl_version
 from vlnorm_verl.verl_compat import UnsupportedVerlError as UnsupportedVerlError  # re-exported
-from vlnorm_verl.verl_compat import check_signature, check_verl_version
 
 PLATFORM_NAME = "cpu"
 
@@ -250,7 +250,7 @@ def check_process_group_contract(version: str | None = None, func: Any = None) -
     check_verl_version(
         "vlnorm_verl's CPU platform (it wraps verl's private "
         "verl.utils.distributed.initialize_global_process_group_ray)",
-        "install a supported verl or unset VERL_PLATFORM=cpu",
+        f"{INSTALL_SUPPORTED_VERL} or unset VERL_PLATFORM=cpu",
         version=version,
     )
     from verl.utils import distributed

@@ -28,6 +28,7 @@ import torch
 
 from vlnorm_verl.aggregation import WeightSums
 from vlnorm_verl.settings import LOSS_MODE, VLNormConfigError
+from vlnorm_verl.verl_compat import INSTALL_SUPPORTED_VERL
 from vlnorm_verl.verl_compat import check_verl_version as check_verl_version_in_range
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def check_verl_version(version: str | None = None) -> None:
     """verl's version is in :data:`vlnorm_verl.verl_compat.SUPPORTED_VERL` (release tuples, pre-releases refused)."""
     check_verl_version_in_range(
         "VL Norm scope=minibatch (it wraps verl's FSDPEngine.forward_backward_batch)",
-        "use algorithm.vl_norm.scope=batch or install a supported verl",
+        f"use algorithm.vl_norm.scope=batch or {INSTALL_SUPPORTED_VERL}",
         version=version,
         error=UnsupportedEngineError,
     )

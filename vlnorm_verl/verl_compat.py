@@ -25,6 +25,10 @@ from packaging.version import Version
 
 #: verl releases the guarded code was written against: [low, high), compared on release tuples
 SUPPORTED_VERL: tuple[str, str] = ("0.9.1", "0.10")
+#: the fix to offer when the installed verl is outside the range (derived, so it follows SUPPORTED_VERL)
+INSTALL_SUPPORTED_VERL = (
+    f"install a supported verl (pip install 'verl[verl-core]>={SUPPORTED_VERL[0]},<{SUPPORTED_VERL[1]}')"
+)
 
 
 class UnsupportedVerlError(RuntimeError):

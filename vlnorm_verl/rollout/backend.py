@@ -21,7 +21,13 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from vlnorm_verl.verl_compat import UnsupportedVerlError, check_signature, check_verl_version, installed_verl_version
+from vlnorm_verl.verl_compat import (
+    INSTALL_SUPPORTED_VERL,
+    UnsupportedVerlError,
+    check_signature,
+    check_verl_version,
+    installed_verl_version,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -31,10 +37,7 @@ ADAPTER_PATH = "vlnorm_verl.rollout.hf_adapter.HFServerAdapter"
 ENABLE_ENV = "VLNORM_HF_ROLLOUT"
 REGISTRY = "verl.workers.rollout.base._ROLLOUT_REGISTRY"
 GET_ROLLOUT_CLASS_PARAMS = ("rollout_name", "mode")
-FIX = (
-    "install verl 0.9.x (pip install 'verl[verl-core]>=0.9.1,<0.10'), or use a rollout verl ships "
-    "(actor_rollout_ref.rollout.name=vllm)"
-)
+FIX = f"{INSTALL_SUPPORTED_VERL}, or use a rollout verl ships (actor_rollout_ref.rollout.name=vllm)"
 
 
 def is_wanted(environ: Mapping[str, str] | None = None) -> bool:
