@@ -93,3 +93,26 @@ def test_label_and_source_errors(logs, tmp_path):
     other.write_text("hello")
     with pytest.raises(CompareError, match="unknown file type"):
         load_runs(Selection(sources=[os.fspath(other)]))
+
+
+def test_the_launchers_log_layout_is_found_at_every_level(tmp_path):
+    """``vlnorm-verl train`` logs to <runs>/logs/<experiment>/<attempt>/<project>/<experiment>.jsonl."""
+    from vlnorm_verl.run_env import attempt_dir
+
+    def write(experiment: str, attempt: str, steps: list[int], scale: float) -> None:
+        path = attempt_dir(tmp_path, experiment, attempt) / "vlnorm-verl" / f"{experiment}.jsonl"
+        path.parent.mkdir(parents=True)
+        path.write_text("".join(json.dumps({"step": s, "data": {ACC: s * scale}}) + "\n" for s in steps))
+
+    write("exp_a", "20261206T100000Z", [1, 2, 3], 0.1)
+    write("exp_a", "20261206T110000Z", [3, 4], 0.2)  # resumed: a second attempt of the same experiment
+    write("exp_b", "20261206T100000Z", [1, 2], 0.3)
+    logs = tmp_path / "logs"
+    runs = by_name(load_runs(Selection(sources=[str(logs / "exp_a"), str(logs / "exp_b")])))
+    assert set(runs) == {"exp_a", "exp_b"}
+    steps, values = runs["exp_a"].series(ACC)
+    assert steps.tolist() == [1, 2, 3, 4] and values.tolist() == pytest.approx([0.1, 0.2, 0.6, 0.8])
+    assert set(by_name(load_runs(Selection(sources=[str(logs)])))) == {"exp_a", "exp_b"}
+    assert set(by_name(load_runs(Selection(sources=[str(tmp_path)])))) == {"exp_a", "exp_b"}  # <runs>
+    one_attempt = load_runs(Selection(sources=[str(logs / "exp_b" / "20261206T100000Z")]))
+    assert [r.name for r in one_attempt] == ["exp_b"]

@@ -6,8 +6,11 @@ A RUN_SOURCE is one of
 * a wandb transaction log (``run-<id>.wandb``) or a run directory holding one (``offline-run-*`` or
   ``run-*``);
 * a directory holding run directories (a ``wandb/`` directory, or a directory with a ``wandb/``
-  sub-directory), or a directory of JSONL files (verl's ``<VERL_FILE_LOGGER_ROOT>/<project>/``);
-  the ``latest-run`` link is skipped and the runs are taken in the order they started;
+  sub-directory), or a directory of JSONL files (verl's ``<VERL_FILE_LOGGER_ROOT>/<project>/``) or holding
+  them up to :data:`JSONL_DEPTH` levels down (the launcher's ``<runs>/logs/<experiment>/<attempt>/<project>/``:
+  ``runs/logs``, ``runs/logs/EXP`` and an attempt directory all work; the attempts of one experiment share a
+  name and merge as a resumed run); the ``latest-run`` link is skipped and the runs are taken in the order
+  they started;
 * ``wandb:ENTITY/PROJECT/RUN_ID``: one run from the wandb online API.
 
 ``--wandb-project`` adds every online run of a project (optionally filtered by group/tags).
@@ -31,6 +34,8 @@ from vlnorm_verl.compare.records import CompareError, Run, RunLog, group_logs
 from vlnorm_verl.compare.wandb_log import read_wandb_run_file
 
 ONLINE_PREFIX = "wandb:"
+#: how many directory levels below a source the JSONL logs may sit (``logs/<experiment>/<attempt>/<project>/``)
+JSONL_DEPTH = 4
 
 
 @dataclass
@@ -81,12 +86,13 @@ def read_local_source(source: str) -> list[RunLog]:
             if run_dirs:
                 logs = [read_wandb_run_file(f) for d in run_dirs for f in _wandb_files_in_run_dir(d)]
                 return sorted(logs, key=lambda log: log.start_time if log.start_time is not None else float("inf"))
-    jsonl = sorted(path.glob("*.jsonl"))
-    if jsonl:
-        return [read_jsonl(f) for f in jsonl]
+    for depth in range(JSONL_DEPTH + 1):
+        jsonl = sorted(f for f in path.glob("*/" * depth + "*.jsonl") if f.is_file())
+        if jsonl:
+            return [read_jsonl(f) for f in jsonl]
     raise CompareError(
         f"run source {source!r}: no runs found (looked for run-*.wandb, offline-run-*/ and run-*/ "
-        "directories, a wandb/ sub-directory, and *.jsonl files)"
+        f"directories, a wandb/ sub-directory, and *.jsonl files up to {JSONL_DEPTH} levels down)"
     )
 
 

@@ -1,0 +1,77 @@
+"""The warm-start through verl's own SFT trainer on the CPU: a loadable model directory, cached by content."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vlnorm_verl.warmstart import WarmStartError, WarmStartSettings, warm_start
+
+pytestmark = pytest.mark.slow
+SETTINGS = WarmStartSettings(steps=6, batch_size=8, lr=3e-3)
+
+
+@pytest.fixture(scope="module")
+def train_parquet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("data") / "countdown"
+    subprocess.run(
+        [sys.executable, "-m", "vlnorm_verl.cli", "prepare-data", "countdown", "--out", str(out),
+         "--train-size", "16", "--test-size", "4", "--four-fraction", "0", "--no-progress"],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    return out / "train.parquet"
+
+
+@pytest.fixture(scope="module")
+def warmed(train_parquet: Path, tmp_path_factory: pytest.TempPathFactory):
+    cache = tmp_path_factory.mktemp("cache")
+    lines: list[str] = []
+    return warm_start(train_parquet, cache, SETTINGS, log=lines.append, timeout_s=600), cache, lines
+
+
+def test_verl_sft_trainer_lowers_the_loss_and_writes_a_hugging_face_model(warmed) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from vlnorm_verl.tiny_tokenizer import build_tokenizer
+
+    result, cache, lines = warmed
+    assert not result.cached and result.steps == SETTINGS.steps
+    info = json.loads((result.path / "warmstart.json").read_text())
+    losses = [loss for _, loss in info["losses"]]
+    assert [s for s, _ in info["losses"]] == list(range(1, SETTINGS.steps + 1))  # verl's file logger, every step
+    assert losses[-1] < losses[0]
+    tok = AutoTokenizer.from_pretrained(result.path)
+    text = "Using the numbers [3, 5, 7], create an equation that equals 22. <think> 3 * 5 + 7 = 22 </think>"
+    assert tok(text)["input_ids"] == build_tokenizer()(text)["input_ids"]
+    model = AutoModelForCausalLM.from_pretrained(result.path, dtype=torch.float32)
+    init = AutoModelForCausalLM.from_pretrained(next(cache.glob("tiny-qwen2-*")), dtype=torch.float32)
+    moved = sum(float((a - b).detach().abs().sum()) for a, b in zip(model.parameters(), init.parameters(), strict=True))
+    assert moved > 0
+    assert not list(cache.glob(".warmstart-*"))  # the work directory is gone, the output was renamed in place
+    assert any("verl's SFT trainer" in line for line in lines)
+
+
+def test_same_inputs_load_from_the_cache(warmed, train_parquet: Path) -> None:
+    result, cache, _ = warmed
+    before = sorted(p.name for p in cache.iterdir()), (result.path / "warmstart.json").stat().st_mtime_ns
+    again = warm_start(train_parquet, cache, SETTINGS, log=lambda _: None)
+    assert again.cached and again.path == result.path and again.final_loss == result.final_loss
+    assert (sorted(p.name for p in cache.iterdir()), (result.path / "warmstart.json").stat().st_mtime_ns) == before
+
+
+def test_missing_or_unusable_data_is_refused_with_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(WarmStartError, match="prepare-data countdown"):
+        warm_start(tmp_path / "nope" / "train.parquet", tmp_path / "cache", SETTINGS)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    bad = tmp_path / "train.parquet"
+    pq.write_table(pa.table({"data_source": ["countdown"], "prompt": [[{"role": "user", "content": "x"}]],
+                             "extra_info": [{"solution": None}]}), bad)  # fmt: skip
+    with pytest.raises(WarmStartError, match="no reference solution"):
+        warm_start(bad, tmp_path / "cache", SETTINGS)
