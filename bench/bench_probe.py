@@ -1,7 +1,7 @@
 """Cost of ``vlnorm-verl probe`` (prints figures; not a test).
 
 1. Statistics alone (``stats.analyze``, default settings) on synthetic gradients: N responses x D dimensions.
-2. Per-response gradient on the quickstart's tiny Qwen2 (random init): exact vs CountSketch (k = 2048 per block).
+2. Per-response gradient on the model=tiny Qwen2 (random init): exact vs CountSketch (k = 2048 per block).
 3. The whole probe on that model: 32 prompts x 8 responses, cap 256, A_i = 1 (sampling, gradients, statistics).
 
 Usage: python bench/bench_probe.py [--threads 1] [--skip-model]
@@ -39,14 +39,16 @@ def bench_stats() -> None:
 
 def bench_model(tmp: Path) -> None:
     from probe_testlib import write_countdown_parquet
+    from transformers import AutoModelForCausalLM
 
     from vlnorm_verl.probe import api, sampling
     from vlnorm_verl.probe.gradients import ResponseItem, compute_gradients
-    from vlnorm_verl.quickstart.tiny_model import TinyModelSpec, build_tokenizer, create_model_dir, load_hf_model
+    from vlnorm_verl.tiny_model import TinyModelSpec, create_model_dir
+    from vlnorm_verl.tiny_tokenizer import build_tokenizer
 
     model_dir = create_model_dir(TinyModelSpec(), build_tokenizer(), tmp / "cache")
     parquet = write_countdown_parquet(tmp / "train.parquet", rows=32)
-    model = load_hf_model(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), attn_implementation="eager").eval()
     rng = np.random.default_rng(0)
     items = [ResponseItem(tuple(range(3, 60)), tuple(rng.integers(3, 500, 200).tolist()), 1.0) for _ in range(32)]
     for mode in ("exact", "sketch"):

@@ -2,12 +2,16 @@
 # README command 1: the main job on a fresh machine.
 #   1. creates a virtual environment and installs the project (torch first, then `pip install -e .[dev]`);
 #   2. prepares a small offline CountDown set (`vlnorm-verl prepare-data countdown`, generator, no network);
-#   3. without a GPU: runs the CPU quickstart (a tiny Qwen2, warm-started through verl's engine and SFT loss,
-#      then RL through verl's FSDP2 engine and ppo_loss) twice — VL Norm and the DAPO token-mean baseline —
-#      and prints both arms' reward curves;
+#   3. without a GPU: warm-starts a tiny Qwen2 on the generator's reference solutions, each after a search trace
+#      of 0-6 rejected tries so that response lengths vary (verl's SFT trainer on CPU, cached), then trains the
+#      paper's headline pair through verl's trainer as a user launches it - `vlnorm-verl train
+#      countdown_dapo_vlnorm` and its DAPO baseline `countdown_dapo_plain`, `cluster=cpu model=tiny`, same
+#      seed and data order - printing one line per step (`vlnorm-verl quickstart`);
 #      with a GPU (`nvidia-smi` works): runs `vlnorm-verl train countdown_dapo_vlnorm` and its DAPO baseline
 #      `countdown_dapo_plain` for a few steps with the model MODEL_PATH;
-#   4. compares the two runs with `vlnorm-verl compare` (Markdown table, JSON, PNG plots) and prints where
+#   4. compares the two runs with `vlnorm-verl compare` on the launcher's own log directories (Markdown table,
+#      JSON, PNG plots); on CPU, probes the VL Norm arm's final checkpoint with `vlnorm-verl probe` (how gradient
+#      variance grows with length, the recommended alpha, VL Norm's variance relative to DAPO's); prints where
 #      everything went.
 #
 # Environment (defaults in brackets):
@@ -15,11 +19,13 @@
 #   TORCH_SPEC [torch==2.13.0]       CPU only; on a GPU node `.[gpu,dev]` is installed and verl[vllm] picks torch
 #   QS_OUT [outputs/quickstart]      everything this script writes (data, logs, wandb, comparison, cache)
 #   VLNORM_DATA_DIR [$QS_OUT/data]   the prepared parquet files (<dir>/countdown/{train,test}.parquet)
-#   QS_TRAIN_SIZE [256]  QS_TEST_SIZE [64]   CountDown rows to generate (3-number instances)
+#   QS_TRAIN_SIZE [32]  QS_TEST_SIZE [16]   CountDown rows to generate (3-number instances; the training rows
+#                                    are the warm-start's and RL's prompt pool)
 #   QS_CACHE [$QS_OUT/cache]         the tiny model and the warm-started checkpoint (reruns skip the warm-start)
-#   QS_STEPS [40]                    RL steps per arm (CPU)
-#   QS_THREADS [0 = all cores]       torch threads (CPU)
-#   QS_OVERRIDES []                  extra Hydra overrides of vlnorm_verl/configs/quickstart/cpu.yaml (CPU)
+#   QS_STEPS [20]  QS_WARMSTART_STEPS [160]   RL steps per arm, SFT steps of the warm-start (CPU)
+#   QS_PROBE_PROMPTS [16]  QS_PROBE_N [8]     the probe's prompts and responses per prompt (CPU; 0 prompts: skip)
+#   QS_PROBE_ARGS []                 extra `vlnorm-verl probe` arguments (e.g. "--advantage one --bootstrap 200")
+#   QS_OVERRIDES []                  extra Hydra overrides for both CPU runs (e.g. data.train_batch_size=4)
 #   QS_DEVICE [auto]                 auto | cpu | gpu
 #   MODEL_PATH [Qwen/Qwen2.5-0.5B]   GPU: the model (HF id or local directory)
 #   GPU_STEPS [5]  GPU_COUNT [all visible]  GPU_OVERRIDES []   GPU: steps, GPUs, extra overrides per run
@@ -35,9 +41,13 @@ QS_OUT="$(mkdir -p "${QS_OUT:-outputs/quickstart}" && cd "${QS_OUT:-outputs/quic
 export QS_OUT
 export VLNORM_DATA_DIR="${VLNORM_DATA_DIR:-$QS_OUT/data}"
 export QS_CACHE="${QS_CACHE:-$QS_OUT/cache}"
-QS_TRAIN_SIZE="${QS_TRAIN_SIZE:-256}"
-QS_TEST_SIZE="${QS_TEST_SIZE:-64}"
-QS_STEPS="${QS_STEPS:-40}"
+export VLNORM_RUNS_DIR="${VLNORM_RUNS_DIR:-$QS_OUT/runs}"
+QS_TRAIN_SIZE="${QS_TRAIN_SIZE:-32}"
+QS_TEST_SIZE="${QS_TEST_SIZE:-16}"
+QS_STEPS="${QS_STEPS:-20}"
+QS_WARMSTART_STEPS="${QS_WARMSTART_STEPS:-160}"
+QS_PROBE_PROMPTS="${QS_PROBE_PROMPTS:-16}"
+QS_PROBE_N="${QS_PROBE_N:-8}"
 QS_DEVICE="${QS_DEVICE:-auto}"
 MODEL_PATH="${MODEL_PATH:-Qwen/Qwen2.5-0.5B}"
 GPU_STEPS="${GPU_STEPS:-5}"
@@ -45,6 +55,7 @@ GPU_DRY_RUN="${GPU_DRY_RUN:-0}"
 export WANDB_MODE="${WANDB_MODE:-offline}"
 read -r -a QS_EXTRA <<< "${QS_OVERRIDES:-}"
 read -r -a GPU_EXTRA <<< "${GPU_OVERRIDES:-}"
+read -r -a PROBE_EXTRA <<< "${QS_PROBE_ARGS:-}"
 
 started=$(date +%s)
 say() { printf '\n== %s\n' "$*"; }
@@ -79,7 +90,6 @@ if [[ "$ON_GPU" == "1" ]]; then
     if [[ "$GPU_DRY_RUN" == "1" ]]; then
         DRY=(--dry-run)
     fi
-    export VLNORM_RUNS_DIR="$QS_OUT/runs"
     for recipe in countdown_dapo_vlnorm countdown_dapo_plain; do
         say "GPU: vlnorm-verl train $recipe ($GPU_STEPS steps, $MODEL_PATH, $GPU_COUNT GPU(s))"
         "$PY" -m vlnorm_verl.cli train "$recipe" \
@@ -99,10 +109,11 @@ if [[ "$ON_GPU" == "1" ]]; then
     BASELINE=countdown_dapo_plain
     METRICS=(--metric "critic/score/mean")
 else
-    say "CPU: VL Norm vs the DAPO baseline, $QS_STEPS RL steps each (python -m vlnorm_verl.quickstart)"
-    "$PY" -m vlnorm_verl.quickstart "quickstart.rl.steps=$QS_STEPS" ${QS_EXTRA[@]+"${QS_EXTRA[@]}"}
-    RUNS=("$QS_OUT/logs/vlnorm-quickstart")
-    BASELINE=dapo
+    say "CPU: warm-start, then vlnorm-verl train countdown_dapo_vlnorm and countdown_dapo_plain, $QS_STEPS steps each"
+    "$PY" -m vlnorm_verl.cli quickstart --out "$QS_OUT" --runs-dir "$VLNORM_RUNS_DIR" --data-dir "$VLNORM_DATA_DIR" --cache "$QS_CACHE" \
+        --steps "$QS_STEPS" --warmstart-steps "$QS_WARMSTART_STEPS" ${QS_EXTRA[@]+"${QS_EXTRA[@]}"}
+    RUNS=("$VLNORM_RUNS_DIR/logs/countdown_dapo_vlnorm" "$VLNORM_RUNS_DIR/logs/countdown_dapo_plain")
+    BASELINE=countdown_dapo_plain
     METRICS=(--metric "critic/score/mean" --smooth 5)
 fi
 
@@ -112,17 +123,27 @@ mkdir -p "$CMP"
 "$PY" -m vlnorm_verl.cli compare "${RUNS[@]}" --baseline "$BASELINE" "${METRICS[@]}" --final-k 5 \
     --json "$CMP/compare.json" --plot "$CMP/plots" | tee "$CMP/table.md"
 
+if [[ "$ON_GPU" != "1" && "$QS_PROBE_PROMPTS" -gt 0 ]]; then
+    CKPT="$VLNORM_RUNS_DIR/checkpoints/vlnorm-verl/countdown_dapo_vlnorm/global_step_$QS_STEPS/actor"
+    say "vlnorm-verl probe on the VL Norm arm's final checkpoint ($QS_PROBE_PROMPTS prompts x $QS_PROBE_N responses)"
+    mkdir -p "$QS_OUT/probe"
+    "$PY" -m vlnorm_verl.cli probe --model "$CKPT" --data "$VLNORM_DATA_DIR/countdown/train.parquet" \
+        --prompts "$QS_PROBE_PROMPTS" --n "$QS_PROBE_N" --max-response-length 192 --alpha 1 --quiet \
+        --json "$QS_OUT/probe/probe.json" --plot "$QS_OUT/probe/probe.png" ${PROBE_EXTRA[@]+"${PROBE_EXTRA[@]}"} \
+        > "$QS_OUT/probe/report.md"
+    "$PY" -m vlnorm_verl.quickstart.report probe "$QS_OUT/probe/probe.json"
+fi
+
 finished=$(date +%s)
 say "done: install $((installed - started)) s, run $((finished - installed)) s"
 echo "  data:        $VLNORM_DATA_DIR/countdown/{train,test}.parquet"
-if [[ "$BASELINE" == dapo ]]; then
-    echo "  logs:        $QS_OUT/logs/vlnorm-quickstart/{vl_norm,dapo}.jsonl (verl file logger)"
-    echo "  wandb:       $QS_OUT/wandb/offline-run-* (WANDB_MODE=$WANDB_MODE)"
-    echo "  rollouts:    $QS_OUT/rollouts/{vl_norm,dapo}.jsonl (lengths, scores, advantages, VL Norm weights)"
-    echo "  summary:     $QS_OUT/summary.json"
+echo "  runs:        $VLNORM_RUNS_DIR (logs/<recipe>/<attempt>/, wandb/, checkpoints/)"
+if [[ "$ON_GPU" != "1" ]]; then
+    echo "  consoles:    $QS_OUT/logs/<recipe>.log (verl's full output of each run)"
+    echo "  rollouts:    $VLNORM_RUNS_DIR/rollouts/<recipe>/<step>.jsonl (verl's dump of every response)"
     echo "  warm-start:  $QS_CACHE/warmstart-*"
-else
-    echo "  runs:        $VLNORM_RUNS_DIR (logs/, wandb/)"
+    echo "  probe:       $QS_OUT/probe/{report.md,probe.json,probe.png}"
+    echo "  summary:     $QS_OUT/summary.json"
 fi
 echo "  table:       $CMP/table.md"
 echo "  json:        $CMP/compare.json"

@@ -17,7 +17,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prepare-data": ("vlnorm_verl.tasks.prepare", "prepare CountDown or math parquet files"),
     "train": ("vlnorm_verl.launch", "launch a recipe with verl's trainer (or --dry-run)"),
     "compare": ("vlnorm_verl.compare.cli", "compare runs against a baseline (wandb or local logs)"),
-    "quickstart": ("vlnorm_verl.quickstart.cli", "the CPU demo: VL Norm vs DAPO on a tiny model through verl's engine"),
+    "quickstart": (
+        "vlnorm_verl.quickstart.cli",
+        "the CPU demo: countdown_dapo_vlnorm vs countdown_dapo_plain through verl's trainer on a tiny model",
+    ),
     "probe": ("vlnorm_verl.probe.cli", "measure how gradient variance grows with response length; pick alpha from it"),
 }
 

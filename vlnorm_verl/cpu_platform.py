@@ -4,7 +4,7 @@ verl resolves its device once per process through ``verl.plugin.platform.get_pla
 ``VERL_PLATFORM`` environment variable names a class registered with
 ``PlatformRegistry.register(platform=...)``. verl 0.9.1 ships CUDA, ROCm and NPU platforms only; this
 module adds ``cpu`` so that verl's FSDP2 engine can train a small model on CPU with the ``gloo`` backend
-(the CPU quickstart, :mod:`vlnorm_verl.quickstart`, and the engine tests use it).
+(verl's trainer and SFT trainer on CPU - ``cluster=cpu``, the quickstart's warm-start - and the engine tests use it).
 
 What verl reads from the platform on the actor-update path, and what this class answers:
 

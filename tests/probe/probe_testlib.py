@@ -40,7 +40,7 @@ def write_countdown_parquet(path: Path, rows: int = 32) -> Path:
 
 def tiny_model_dir(target: Path, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
     """A random tiny Qwen2 with the project tokenizer, saved with save_pretrained (loads with AutoTokenizer)."""
-    from vlnorm_verl.quickstart.tiny_model import random_qwen2
+    from vlnorm_verl.tiny_model import random_qwen2
     from vlnorm_verl.tiny_tokenizer import build_tokenizer
 
     tok = build_tokenizer(target)

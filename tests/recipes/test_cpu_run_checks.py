@@ -38,6 +38,11 @@ def test_every_recipe_composes_for_the_cpu(recipe, tiny_cache):
     assert not arr.actor.fsdp_config.param_offload and not arr.actor.fsdp_config.optimizer_offload
     assert cfg.data.max_response_length == 32 and cfg.data.train_batch_size == 4 and arr.rollout.n == 4
     assert str(arr.model.path).startswith(str(tiny_cache))
+    # read as transfer_queue's SimpleStorage bootstrap reads it from the config verl's main_ppo hands tq.init:
+    # one storage actor instead of verl's 8 (~20 s of a ~60 s start-up on 2 cores)
+    assert dict(cfg.transfer_queue.backend.SimpleStorage)["num_data_storage_units"] == 1
+    gpu = compose_config(recipe, [], config_dir=RECIPES_DIR)
+    assert gpu.transfer_queue.backend.SimpleStorage.num_data_storage_units == 8  # verl's default, untouched
     assert cfg.ray_kwargs.ray_init.runtime_env.env_vars.VERL_PLATFORM == "cpu"
     buffer = OmegaConf.select(cfg, "reward.reward_kwargs.overlong_buffer_cfg", default=None)
     if buffer is not None:

@@ -57,8 +57,7 @@ import numpy as np
 import torch
 import torch.multiprocessing as mp
 
-from vlnorm_verl.quickstart.batches import update_extra_info  # the one statement of verl's extra_info
-from vlnorm_verl.quickstart.tiny_model import random_qwen2
+from vlnorm_verl.tiny_model import random_qwen2
 
 # --------------------------------------------------------------------------------------------------
 # Inputs
@@ -143,6 +142,24 @@ class TinyQwen2:
 
 DEFAULT_MODEL = TinyQwen2()
 _MODEL_DIRS: dict[TinyQwen2, str] = {}
+
+
+def update_extra_info(cfg: Any) -> dict[str, Any]:
+    """The batch-level ``extra_info`` of verl 0.9.1's ``PPOTrainer._update_actor`` (no distillation)."""
+    actor = cfg.actor_rollout_ref.actor
+    rollout = cfg.actor_rollout_ref.rollout
+    mini = int(actor.ppo_mini_batch_size) * int(rollout.n)
+    return {
+        "calculate_entropy": bool(actor.calculate_entropy or actor.entropy_coeff != 0.0),
+        "distillation_use_topk": False,
+        "distillation_only": False,
+        "global_batch_size": mini,
+        "mini_batch_size": mini,
+        "epochs": int(actor.ppo_epochs),
+        "seed": int(actor.data_loader_seed),
+        "dataloader_kwargs": {"shuffle": bool(actor.shuffle)},
+        "temperature": float(rollout.temperature),
+    }
 
 
 def model_dir(spec: TinyQwen2 = DEFAULT_MODEL) -> str:

@@ -90,7 +90,7 @@ def test_digits_split_like_qwen2(tok):
 def test_model_directory_loads_the_same_tokenizer(tmp_path, tok):
     """verl loads a model directory's tokenizer with AutoTokenizer, which picks the class from config.json's
     model_type: a qwen2 directory must give back exactly this tokenizer (same class, same ids)."""
-    from vlnorm_verl.quickstart.tiny_model import random_qwen2
+    from vlnorm_verl.tiny_model import random_qwen2
 
     random_qwen2(
         0,

@@ -94,13 +94,6 @@ def test_minibatch_scope_uses_the_global_mini_batch(cpu_trainer, work):
     assert all(g > 0 for g in run.metric("actor/grad_norm"))
 
 
-def test_dapo_dynamic_sampling_trains_when_groups_have_signal(cpu_trainer, work):
-    run = cpu_trainer.train("countdown_dapo_vlnorm", [*TOY_REWARD, "trainer.total_training_steps=2"], work)
-    _check_ok(run)
-    assert run.steps() == [1, 2]
-    assert all(0.0 < s < 1.0 for s in run.metric("critic/score/mean"))
-
-
 def test_dapo_without_signal_stops_within_the_bound(cpu_trainer, work):
     t0 = time.monotonic()
     run = cpu_trainer.train(

@@ -1,16 +1,18 @@
-"""``python -m vlnorm_verl.quickstart [--arms vl_norm,dapo] [hydra overrides...]``: the CPU quickstart run.
+"""``vlnorm-verl quickstart`` (``python -m vlnorm_verl.quickstart``): the CPU demo on the product's own path.
 
-Runs the warm-start (or loads it from the cache) and then each arm in turn in this process, on CPU, and prints
-both arms' reward curves. Outputs under ``quickstart.output_dir`` (``$QS_OUT``, default ``outputs/quickstart``):
+1. **Warm-start** the ``model=tiny`` policy on the CountDown rows' reference solutions, each after a search
+   trace of 0-6 rejected tries so that response lengths vary (verl's SFT trainer on the CPU,
+   :mod:`vlnorm_verl.warmstart`; cached by content, so reruns skip it).
+2. **Train both arms** as a user launches a recipe: ``vlnorm-verl train countdown_dapo_vlnorm``, then its DAPO
+   baseline ``countdown_dapo_plain``, each ``cluster=cpu model=tiny`` from the warm-started checkpoint with the
+   same seed and data order (:data:`RUN_SETTINGS`; extra arguments are Hydra overrides for both). Each run's
+   full console output goes to ``<out>/logs/<recipe>.log``; one line per step is printed from verl's file logger.
 
-- ``logs/<trainer.project_name>/<arm>.jsonl``: verl's ``file`` logger, one line per step (verl's metric names);
-- ``wandb/offline-run-*``: verl's ``wandb`` logger (``WANDB_MODE=offline`` unless set);
-- ``rollouts/<arm>.jsonl``: per-step lengths, scores, advantages and VL Norm weights of every response;
-- ``summary.json``: the reward and validation curves of each arm;
-- ``cache/``: the tiny model and the warm-started checkpoint (``$QS_CACHE``).
-
-Compare the arms with ``vlnorm-verl compare <output_dir>/logs/<project> --baseline dapo``.
-Exit status: 0 on success, 2 on a configuration or data error.
+Outputs under ``--out`` (``$QS_OUT``, default ``outputs/quickstart``): ``runs/`` (the launcher's logs, wandb
+offline runs and checkpoints), ``logs/``, ``cache/``, ``summary.json``. ``scripts/quickstart.sh`` then compares
+the runs and probes the VL Norm arm's checkpoint with the ``compare`` and ``probe`` sub-commands.
+Exit status: 0 done, 1 a run failed or timed out, 2 bad input (missing data, a Ray cluster already running),
+130 interrupted; in every case no process of the runs is left behind.
 """
 
 from __future__ import annotations
@@ -20,143 +22,258 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vlnorm_verl.quickstart.config import ARMS, BASELINE
+from vlnorm_verl.quickstart.processes import Child, stale_ray_processes
+from vlnorm_verl.quickstart.report import length_percentiles
+from vlnorm_verl.settings import EXIT_INVALID
 
 ACCEPTS_EXTRA_ARGS = True
-EXIT_INVALID = 2
+EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
+ARMS = ("countdown_dapo_vlnorm", "countdown_dapo_plain")
+REWARD = "critic/score/mean"
+LENGTH = "response_length/mean"
+WINDOW = 10
+#: both arms' settings beyond the recipe and ``cluster=cpu model=tiny``: sizes for 2 cores, responses long
+#: enough for the warm-start's traces (up to ~170 tokens), one seed, no resume (a rerun starts from the
+#: warm-start), a checkpoint at the last step (the probe reads it)
+RUN_SETTINGS = (
+    "data.train_batch_size=4",
+    "actor_rollout_ref.rollout.n=8",
+    "actor_rollout_ref.actor.ppo_mini_batch_size=4",
+    "data.max_response_length=192",
+    "data.seed=1",
+    "trainer.val_before_train=false",
+    "trainer.test_freq=-1",
+    "trainer.resume_mode=disable",
+    "trainer.logger=[console,file,wandb]",
+)
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name) or default)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default=os.environ.get("QS_OUT") or "outputs/quickstart", help="$QS_OUT")
+    parser.add_argument("--data-dir", default=None, help="prepared data ($VLNORM_DATA_DIR, default <out>/data)")
     parser.add_argument(
-        "--arms",
-        default=",".join(ARMS),
-        help=f"comma-separated arms to run, in order (default {','.join(ARMS)}; {BASELINE} is the DAPO baseline)",
+        "--runs-dir", default=None, help="the runs' logs and checkpoints ($VLNORM_RUNS_DIR, default <out>/runs)"
     )
+    parser.add_argument("--cache", default=None, help="tiny model + warm-start cache ($QS_CACHE, default <out>/cache)")
+    parser.add_argument("--steps", type=int, default=_env_int("QS_STEPS", 20), help="RL steps per arm ($QS_STEPS)")
+    parser.add_argument(
+        "--warmstart-steps", type=int, default=_env_int("QS_WARMSTART_STEPS", 160), help="$QS_WARMSTART_STEPS"
+    )
+    parser.add_argument("--startup-timeout", type=float, default=600, help="seconds a run may take to its first step")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds one run may take in all")
 
 
-def _log(msg: str) -> None:
+def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
-def _curves(results: list[Any]) -> str:
-    steps = max((len(r.scores) for r in results), default=0)
-    head = "step  " + "  ".join(f"{r.arm:>10}" for r in results)
-    lines = ["training reward (critic/score/mean) per step", head]
-    for t in range(steps):
-        cells = [f"{r.scores[t]:10.3f}" if t < len(r.scores) else " " * 10 for r in results]
-        lines.append(f"{t + 1:4d}  " + "  ".join(cells))
-    window = 5
-    lines.append(f"mean reward over steps, in windows of {window}")
-    for r in results:
-        means = [sum(r.scores[i : i + window]) / len(r.scores[i : i + window]) for i in range(0, len(r.scores), window)]
-        lines.append(f"  {r.arm:>10}: " + "  ".join(f"{m:.3f}" for m in means))
-    if results:
-        val_steps = ", ".join(str(s) for s, _ in results[0].val)
-        lines.append(f"held-out accuracy (val-core/countdown/acc/mean@1) at steps {val_steps}")
-    for r in results:
-        lines.append(f"  {r.arm:>10}: " + "  ".join(f"{a:.3f}" for _, a in r.val))
-    return "\n".join(lines)
+@dataclass
+class Arm:
+    recipe: str
+    runs_dir: Path
+    steps: int
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    def jsonl(self) -> Path | None:
+        found = sorted((self.runs_dir / "logs" / self.recipe).glob(f"*/*/{self.recipe}.jsonl"))
+        return found[-1] if found else None
+
+    def read(self) -> list[dict[str, Any]]:
+        """Step records logged since the last call."""
+        path = self.jsonl()
+        if path is None:
+            return []
+        recs = []
+        for line in path.read_text().splitlines():
+            try:
+                recs.append(json.loads(line))
+            except json.JSONDecodeError:  # the line being written
+                break
+        new = recs[len(self.records) :]
+        self.records = recs
+        return new
+
+    def series(self, key: str) -> list[float]:
+        return [float(r["data"][key]) for r in self.records if key in r["data"]]
+
+    def launched(self) -> dict[str, Any]:
+        """The launcher's record of this run (``launch.json``: overrides, command)."""
+        found = sorted((self.runs_dir / "logs" / self.recipe).glob("*/launch.json"))
+        return json.loads(found[-1].read_text()) if found else {}
+
+    def checkpoint(self) -> Path:
+        return self.runs_dir / "checkpoints" / "vlnorm-verl" / self.recipe / f"global_step_{self.steps}" / "actor"
+
+
+def arm_command(recipe: str, model: Path, steps: int, runs_dir: Path, extra: list[str]) -> list[str]:
+    return [
+        sys.executable, "-m", "vlnorm_verl.cli", "train", recipe, "cluster=cpu", "model=tiny",
+        f"actor_rollout_ref.model.path={model}", *RUN_SETTINGS, f"trainer.total_training_steps={steps}",
+        f"trainer.save_freq={steps}", f"trainer.experiment_name={recipe}",
+        f"trainer.rollout_data_dir={rollout_dir(runs_dir, recipe)}", *extra,
+    ]  # fmt: skip
+
+
+def rollout_dir(runs_dir: Path, recipe: str) -> Path:
+    return runs_dir / "rollouts" / recipe
+
+
+def progress_line(arm: Arm, rec: dict[str, Any]) -> str:
+    d = rec["data"]
+    nan = float("nan")
+    return (
+        f"[{arm.recipe}] step {rec['step']:3d}/{arm.steps}  reward {d.get(REWARD, nan):.3f}  "
+        f"mean response length {d.get(LENGTH, nan):5.1f}  step {d.get('timing_s/step', nan):5.1f} s"
+    )
+
+
+def _train(arm: Arm, child: Child, startup_timeout: float, timeout: float) -> str | None:
+    """Follow one run to its end; the reason it stopped early, or None when it finished."""
+    t0 = time.monotonic()
+    while True:
+        code = child.poll()
+        for rec in arm.read():
+            _say(progress_line(arm, rec))
+        if code == 0:
+            return None
+        if code is not None:
+            return f"{arm.recipe} failed (exit {code}); the end of {child.log_path}:\n{child.tail()}"
+        waited = time.monotonic() - t0
+        if not arm.records and waited > startup_timeout:
+            return (
+                f"{arm.recipe} logged no step within {startup_timeout:.0f} s; "
+                f"the end of {child.log_path}:\n{child.tail()}"
+            )
+        if waited > timeout:
+            return f"{arm.recipe} did not finish within {timeout:.0f} s; see {child.log_path}"
+        time.sleep(1.0)
+
+
+def check_inputs(train: Path) -> str | None:
+    """What stops the quickstart before it starts anything: missing data, a Ray cluster already running."""
+    if not train.is_file():
+        return (
+            f"no CountDown training data at {train}: prepare it with `vlnorm-verl prepare-data countdown --out "
+            f"{train.parent}` or point --data-dir / VLNORM_DATA_DIR at it"
+        )
+    stale = stale_ray_processes()
+    if stale:
+        pids = ", ".join(f"{p.pid} ({p.name()})" for p in stale[:6])
+        return (
+            f"a Ray cluster is already running on this machine (pids {pids}), e.g. left by an interrupted run: "
+            "stop it with `ray stop --force` (or kill those processes) and rerun"
+        )
+    return None
+
+
+def max_len(arm: Arm) -> int:
+    """The run's ``data.max_response_length`` (the last override of it wins, as in Hydra)."""
+    value = 0
+    for override in arm.launched().get("overrides", []):
+        if override.startswith("data.max_response_length="):
+            value = int(override.split("=", 1)[1])
+    return value or 10**9
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
 
 
 def run(args: argparse.Namespace) -> int:
-    overrides = list(getattr(args, "extra", None) or getattr(args, "overrides", None) or [])
-    arms = [a.strip() for a in str(args.arms).split(",") if a.strip()]
-    unknown = [a for a in arms if a not in ARMS]
-    if unknown or not arms:
-        print(f"error: unknown arm(s) {unknown}; choose from {sorted(ARMS)}", file=sys.stderr)
+    from vlnorm_verl.warmstart import WarmStartError, WarmStartSettings, warm_start
+
+    out = Path(args.out).expanduser().resolve()
+    data_dir = Path(args.data_dir or os.environ.get("VLNORM_DATA_DIR") or out / "data").expanduser().resolve()
+    cache = Path(args.cache or os.environ.get("QS_CACHE") or out / "cache").expanduser().resolve()
+    train = data_dir / "countdown" / "train.parquet"
+    if args.steps < 1 or args.warmstart_steps < 1:
+        print("error: --steps and --warmstart-steps must be >= 1", file=sys.stderr)
         return EXIT_INVALID
-    start = time.perf_counter()
-    from vlnorm_verl.quickstart import runtime
-
-    runtime.setup_cpu_process(threads=int(os.environ.get("QS_THREADS", "0") or 0))
-    from vlnorm_verl.quickstart import config as qconfig
-
+    problem = check_inputs(train)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_INVALID
+    t0 = time.perf_counter()
     try:
-        cfgs = {arm: qconfig.compose_arm(arm, overrides) for arm in arms}
-        for cfg in cfgs.values():
-            qconfig.check(cfg)
-    except Exception as exc:  # noqa: BLE001 - Hydra/OmegaConf raise many types for bad overrides
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INVALID
-    try:
-        return _run(arms, cfgs, start)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INVALID
-    finally:
-        runtime.teardown()
-
-
-def _run(arms: list[str], cfgs: dict[str, Any], start: float) -> int:
-    from vlnorm_verl.quickstart import rl, tiny_model
-    from vlnorm_verl.quickstart.data import load_prompts
-    from vlnorm_verl.quickstart.warmstart import warm_start
-
-    first = cfgs[arms[0]]
-    qs = first.quickstart
-    out_dir = Path(str(qs.output_dir)).resolve()
-    cache_dir = Path(str(qs.cache_dir)).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    os.environ["VERL_FILE_LOGGER_ROOT"] = str(out_dir / "logs")
-    os.environ.pop("VERL_FILE_LOGGER_PATH", None)
-    os.environ.setdefault("WANDB_MODE", "offline")
-    os.environ.setdefault("WANDB_DIR", str(out_dir))
-    os.environ.setdefault("WANDB_SILENT", "true")
-
-    tokenizer = tiny_model.build_tokenizer()
-    spec = tiny_model.TinyModelSpec.from_config(
-        qs.model, max_positions=int(first.data.max_prompt_length) + int(first.data.max_response_length) + 16
+        ws = warm_start(train, cache, WarmStartSettings(steps=args.warmstart_steps), log=_say)
+    except WarmStartError as exc:
+        print(f"error: warm-start: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted during the warm-start; nothing is left running", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    runs_dir = Path(args.runs_dir or out / "runs").expanduser().resolve()
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "VERL_FILE_LOGGER_PATH")}
+    env.update(
+        VLNORM_DATA_DIR=str(data_dir),
+        VLNORM_RUNS_DIR=str(runs_dir),
+        VLNORM_CACHE_DIR=str(cache),
+        WANDB_MODE=os.environ.get("WANDB_MODE", "offline"),
+        RAY_USAGE_STATS_ENABLED="0",
+        PYTHONUNBUFFERED="1",
+        TOKENIZERS_PARALLELISM="false",
     )
-    init_dir = tiny_model.create_model_dir(spec, tokenizer, cache_dir)
-    pool = load_prompts(str(qs.data.train_file), int(qs.data.train_prompts), tokenizer, "train")
-    val_prompts = load_prompts(str(qs.data.val_file), int(qs.data.val_prompts), tokenizer, "test")
-    longest = max(len(p.ids) for p in pool + val_prompts)
-    if longest > int(first.data.max_prompt_length):
-        raise ValueError(f"a prompt has {longest} tokens > data.max_prompt_length={first.data.max_prompt_length}")
-    _log(
-        f"[quickstart] {len(pool)} training prompts, {len(val_prompts)} held-out prompts; tiny Qwen2 "
-        f"{spec.num_hidden_layers}x{spec.hidden_size}, vocab {len(tokenizer)}; outputs in {out_dir}"
-    )
-    ws = warm_start(first, init_dir, tokenizer, pool, cache_dir, log=_log)
-    results = []
-    for arm in arms:
-        cfg = cfgs[arm]
-        _log(
-            f"[quickstart] arm {arm}: adv_estimator={cfg.algorithm.adv_estimator} "
-            f"policy_loss={cfg.actor_rollout_ref.actor.policy_loss.loss_mode} "
-            f"loss_agg_mode={cfg.actor_rollout_ref.actor.loss_agg_mode} "
-            f"{cfg.quickstart.rl.steps} steps x {cfg.data.train_batch_size} prompts "
-            f"x n={cfg.actor_rollout_ref.rollout.n}"
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(ws.path))
+    summary: dict[str, Any] = {"warmstart": {"path": str(ws.path), "cached": ws.cached, "wall_s": ws.wall_s}}
+    for recipe in ARMS:
+        arm = Arm(recipe, runs_dir, args.steps)
+        cmd = arm_command(recipe, ws.path, args.steps, runs_dir, list(args.extra or []))
+        child = Child(recipe, cmd, env, out / "logs" / f"{recipe}.log")
+        _say(f"\n== vlnorm-verl train {recipe} cluster=cpu model=tiny ({args.steps} steps; log {child.log_path})")
+        start = time.perf_counter()
+        try:
+            child.start()
+            problem = _train(arm, child, args.startup_timeout, args.timeout)
+        except KeyboardInterrupt:
+            problem = "interrupted"
+        finally:
+            child.stop()
+        if problem == "interrupted":
+            print(f"interrupted: stopped {recipe} and every process it started", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return EXIT_FAILED
+        reward, k = arm.series(REWARD), min(WINDOW, max(1, args.steps // 2))
+        summary[recipe] = {
+            "jsonl": str(arm.jsonl()),
+            "checkpoint": str(arm.checkpoint()),
+            "wall_s": time.perf_counter() - start,
+            "reward_first": _mean(reward[:k]),
+            "reward_last": _mean(reward[-k:]),
+            "length_mean": _mean(arm.series(LENGTH)),
+        }
+        s = summary[recipe]
+        s["lengths"] = lengths = length_percentiles(rollout_dir(runs_dir, recipe), tokenizer, max_len(arm))
+        _say(
+            f"[{recipe}] done in {s['wall_s']:.0f} s: mean reward over the first {k} steps {s['reward_first']:.3f}, "
+            f"over the last {k} {s['reward_last']:.3f}; checkpoint {s['checkpoint']}"
         )
-        results.append(rl.run_arm(cfg, arm, ws.path, tokenizer, pool, val_prompts, out_dir, log=_log))
-    summary = {
-        "output_dir": str(out_dir),
-        "warmstart": {"path": str(ws.path), "cached": ws.cached, "steps": ws.steps, "probe_acc": ws.probe_acc},
-        "arms": {
-            r.arm: {
-                "jsonl": str(r.jsonl),
-                "rollouts": str(r.rollouts),
-                "reward": r.scores,
-                "val_acc": r.val,
-                "nonzero_adv_groups": r.nonzero_groups,
-                "param_distance": r.param_distance,
-                "wall_s": r.wall_s,
-            }
-            for r in results
-        },
-        "wall_s": time.perf_counter() - start,
-    }
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    _log(_curves(results))
-    _log(f"[quickstart] done in {summary['wall_s']:.0f} s; logs: {out_dir / 'logs'}")
+        if lengths["n"]:
+            _say(
+                f"[{recipe}] response lengths (tokens, {lengths['n']} responses): p10 {lengths['p10']:.0f}, "
+                f"median {lengths['p50']:.0f}, p90 {lengths['p90']:.0f} (p90/p10 {lengths['ratio']:.1f}x)"
+            )
+    summary["wall_s"] = time.perf_counter() - t0
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    _say(f"[quickstart] both runs done in {summary['wall_s']:.0f} s; summary: {out / 'summary.json'}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vlnorm_verl.quickstart", description=__doc__.split("\n")[0])
     add_arguments(parser)
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides of configs/quickstart/cpu.yaml")
-    return run(parser.parse_args(argv))
+    args, extra = parser.parse_known_args(argv)
+    args.extra = extra
+    return run(args)

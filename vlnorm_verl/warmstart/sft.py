@@ -47,9 +47,9 @@ class WarmStartError(RuntimeError):
 
 @dataclass(frozen=True)
 class WarmStartSettings:
-    steps: int = 150
+    steps: int = 160
     lr: float = 3e-3
-    batch_size: int = 32
+    batch_size: int = 16
     max_length: int = 384
     max_tries: int = 6
 

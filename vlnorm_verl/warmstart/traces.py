@@ -8,7 +8,8 @@ where each ``try_j`` is a left-to-right expression over a random permutation of 
 (``+ - *``; the value ``v_j`` is exact) whose value differs from ``t``: a rejected combination, as a search trace
 in ``<think>`` would show it. ``k`` is drawn uniformly from ``0 .. max_tries`` by a generator seeded with the row's
 ``seed``, so the traces and therefore the response lengths are reproducible and span several-fold: with 3
-numbers a try costs ~12 tokens and the tail ~36, so ``k = 0`` and ``k = 6`` differ by ~3x.
+numbers and the project tokenizer (digits split one by one) a try costs ~19 tokens and the tail ~36, so
+``k = 0`` and ``k = 6`` differ by ~4x.
 """
 
 from __future__ import annotations

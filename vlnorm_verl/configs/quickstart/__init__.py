@@ -1,1 +1,0 @@
-"""Hydra config of the CPU quickstart loop (``cpu.yaml``); see the README, section "Quickstart"."""
