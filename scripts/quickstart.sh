@@ -5,8 +5,9 @@
 #   3. without a GPU: warm-starts a tiny Qwen2 on the generator's reference solutions, each after a search trace
 #      of 0-6 rejected tries so that response lengths vary (verl's SFT trainer on CPU, cached), then trains the
 #      paper's headline pair through verl's trainer as a user launches it - `vlnorm-verl train
-#      countdown_dapo_vlnorm` and its DAPO baseline `countdown_dapo_plain`, `cluster=cpu model=tiny`, same
-#      seed and data order - printing one line per step (`vlnorm-verl quickstart`);
+#      countdown_dapo_vlnorm` and its DAPO baseline `countdown_dapo_plain` side by side, `cluster=cpu
+#      model=tiny`, one CPU rank each, same seed and data order - printing one line per step
+#      (`vlnorm-verl quickstart`);
 #      with a GPU (`nvidia-smi` works): runs `vlnorm-verl train countdown_dapo_vlnorm` and its DAPO baseline
 #      `countdown_dapo_plain` for a few steps with the model MODEL_PATH;
 #   4. compares the two runs with `vlnorm-verl compare` on the launcher's own log directories (Markdown table,
@@ -109,7 +110,7 @@ if [[ "$ON_GPU" == "1" ]]; then
     BASELINE=countdown_dapo_plain
     METRICS=(--metric "critic/score/mean")
 else
-    say "CPU: warm-start, then vlnorm-verl train countdown_dapo_vlnorm and countdown_dapo_plain, $QS_STEPS steps each"
+    say "CPU: warm-start, then vlnorm-verl train countdown_dapo_vlnorm and countdown_dapo_plain side by side, $QS_STEPS steps each"
     "$PY" -m vlnorm_verl.cli quickstart --out "$QS_OUT" --runs-dir "$VLNORM_RUNS_DIR" --data-dir "$VLNORM_DATA_DIR" --cache "$QS_CACHE" \
         --steps "$QS_STEPS" --warmstart-steps "$QS_WARMSTART_STEPS" ${QS_EXTRA[@]+"${QS_EXTRA[@]}"}
     RUNS=("$VLNORM_RUNS_DIR/logs/countdown_dapo_vlnorm" "$VLNORM_RUNS_DIR/logs/countdown_dapo_plain")

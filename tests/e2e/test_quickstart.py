@@ -1,12 +1,13 @@
 """End to end: README command 1 on the CPU (``scripts/quickstart.sh``) as a user runs it, two RL steps per recipe.
 
 One module-scoped run of the script (``SKIP_INSTALL=1``, the test's own interpreter), in a private network
-namespace: ``prepare-data``, the warm-start through verl's SFT trainer, ``countdown_dapo_vlnorm`` then
-``countdown_dapo_plain`` through ``vlnorm-verl train ... cluster=cpu model=tiny``, ``vlnorm-verl compare`` on the
-launcher's log directories, ``vlnorm-verl probe`` on the VL Norm run's final checkpoint. The run uses a test
-reward a barely warm-started model earns about half the time (``toy_rewards.digit_parity``, through verl's
-``reward.custom_reward_function``), so DAPO's dynamic sampling finds groups with signal after six SFT steps; the
-probe, which scores with the CountDown reward, runs with ``--advantage one`` for the same reason.
+namespace: ``prepare-data``, the warm-start through verl's SFT trainer, ``countdown_dapo_vlnorm`` and
+``countdown_dapo_plain`` side by side through ``vlnorm-verl train ... cluster=cpu model=tiny``,
+``vlnorm-verl compare`` on the launcher's log directories, ``vlnorm-verl probe`` on the VL Norm run's final
+checkpoint. The run uses a test reward a barely warm-started model earns about half the time
+(``toy_rewards.digit_parity``, through verl's ``reward.custom_reward_function``), so DAPO's dynamic sampling
+finds groups with signal after six SFT steps; the probe, which scores with the CountDown reward, runs with
+``--advantage one`` for the same reason.
 
 The checks use independent statements of what must hold: per-step metrics under verl's names in each run's own
 file-logger JSONL, one compact line per step on the console and verl's metric dump only in the run's log;
@@ -211,6 +212,6 @@ def test_ctrl_c_leaves_no_process_behind(quickstart_run: dict) -> None:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, out[-3000:]
-    assert "interrupted: stopped countdown_dapo_vlnorm and every process it started" in out
+    assert "interrupted: stopped both runs and every process they started" in out
     alive = [pid for pid in started if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
     assert alive == [], f"processes left behind: {[psutil.Process(p).cmdline() for p in alive]}"

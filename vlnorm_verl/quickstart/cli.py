@@ -3,10 +3,13 @@
 1. **Warm-start** the ``model=tiny`` policy on the CountDown rows' reference solutions, each after a search
    trace of 0-6 rejected tries so that response lengths vary (verl's SFT trainer on the CPU,
    :mod:`vlnorm_verl.warmstart`; cached by content, so reruns skip it).
-2. **Train both arms** as a user launches a recipe: ``vlnorm-verl train countdown_dapo_vlnorm``, then its DAPO
-   baseline ``countdown_dapo_plain``, each ``cluster=cpu model=tiny`` from the warm-started checkpoint with the
-   same seed and data order (:data:`RUN_SETTINGS`; extra arguments are Hydra overrides for both). Each run's
-   full console output goes to ``<out>/logs/<recipe>.log``; one line per step is printed from verl's file logger.
+2. **Train both arms** as a user launches a recipe: ``vlnorm-verl train countdown_dapo_vlnorm`` and its DAPO
+   baseline ``countdown_dapo_plain`` side by side (two launches, each with its own Ray cluster and ``--ranks``
+   CPU ranks, default 1: on 2 cores this takes 247 s where one after the other with 2 ranks each took 308 s,
+   mostly because the two start-ups overlap), each ``cluster=cpu model=tiny`` from the warm-started
+   checkpoint with the same seed and data order (:data:`RUN_SETTINGS`; extra arguments are Hydra overrides for
+   both). Each run's full console output goes to ``<out>/logs/<recipe>.log``; one line per step is printed
+   from verl's file logger.
 
 Outputs under ``--out`` (``$QS_OUT``, default ``outputs/quickstart``): ``runs/`` (the launcher's logs, wandb
 offline runs and checkpoints), ``logs/``, ``cache/``, ``summary.json``. ``scripts/quickstart.sh`` then compares
@@ -49,6 +52,7 @@ RUN_SETTINGS = (
     "trainer.test_freq=-1",
     "trainer.resume_mode=disable",
     "trainer.logger=[console,file,wandb]",
+    "actor_rollout_ref.rollout.engine_kwargs.hf.threads=1",
 )
 
 
@@ -67,6 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--warmstart-steps", type=int, default=_env_int("QS_WARMSTART_STEPS", 160), help="$QS_WARMSTART_STEPS"
     )
+    parser.add_argument("--ranks", type=int, default=_env_int("VLNORM_CPU_RANKS", 1), help="CPU ranks per run")
     parser.add_argument("--startup-timeout", type=float, default=600, help="seconds a run may take to its first step")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds one run may take in all")
 
@@ -135,25 +140,27 @@ def progress_line(arm: Arm, rec: dict[str, Any]) -> str:
     )
 
 
-def _train(arm: Arm, child: Child, startup_timeout: float, timeout: float) -> str | None:
-    """Follow one run to its end; the reason it stopped early, or None when it finished."""
+def _train(runs: list[tuple[Arm, Child]], startup_timeout: float, timeout: float) -> str | None:
+    """Follow the runs to their end; the reason to stop early, or None when every run finished."""
     t0 = time.monotonic()
     while True:
-        code = child.poll()
-        for rec in arm.read():
-            _say(progress_line(arm, rec))
-        if code == 0:
+        codes = []
+        for arm, child in runs:
+            code = child.poll()
+            for rec in arm.read():
+                _say(progress_line(arm, rec))
+            if code not in (None, 0):
+                return f"{arm.recipe} failed (exit {code}); the end of {child.log_path}:\n{child.tail()}"
+            if not arm.records and time.monotonic() - t0 > startup_timeout:
+                return (
+                    f"{arm.recipe} logged no step within {startup_timeout:.0f} s; "
+                    f"the end of {child.log_path}:\n{child.tail()}"
+                )
+            codes.append(code)
+        if all(code == 0 for code in codes):
             return None
-        if code is not None:
-            return f"{arm.recipe} failed (exit {code}); the end of {child.log_path}:\n{child.tail()}"
-        waited = time.monotonic() - t0
-        if not arm.records and waited > startup_timeout:
-            return (
-                f"{arm.recipe} logged no step within {startup_timeout:.0f} s; "
-                f"the end of {child.log_path}:\n{child.tail()}"
-            )
-        if waited > timeout:
-            return f"{arm.recipe} did not finish within {timeout:.0f} s; see {child.log_path}"
+        if time.monotonic() - t0 > timeout:
+            return f"the runs did not finish within {timeout:.0f} s; see their logs in {runs[0][1].log_path.parent}"
         time.sleep(1.0)
 
 
@@ -216,6 +223,7 @@ def run(args: argparse.Namespace) -> int:
         VLNORM_DATA_DIR=str(data_dir),
         VLNORM_RUNS_DIR=str(runs_dir),
         VLNORM_CACHE_DIR=str(cache),
+        VLNORM_CPU_RANKS=str(args.ranks),
         WANDB_MODE=os.environ.get("WANDB_MODE", "offline"),
         RAY_USAGE_STATS_ENABLED="0",
         PYTHONUNBUFFERED="1",
@@ -225,30 +233,37 @@ def run(args: argparse.Namespace) -> int:
 
     tokenizer = AutoTokenizer.from_pretrained(str(ws.path))
     summary: dict[str, Any] = {"warmstart": {"path": str(ws.path), "cached": ws.cached, "wall_s": ws.wall_s}}
+    runs = []
     for recipe in ARMS:
-        arm = Arm(recipe, runs_dir, args.steps)
         cmd = arm_command(recipe, ws.path, args.steps, runs_dir, list(args.extra or []))
-        child = Child(recipe, cmd, env, out / "logs" / f"{recipe}.log")
-        _say(f"\n== vlnorm-verl train {recipe} cluster=cpu model=tiny ({args.steps} steps; log {child.log_path})")
-        start = time.perf_counter()
-        try:
+        runs.append((Arm(recipe, runs_dir, args.steps), Child(recipe, cmd, env, out / "logs" / f"{recipe}.log")))
+    _say(
+        f"\n== vlnorm-verl train {' and '.join(ARMS)} side by side, cluster=cpu model=tiny, {args.ranks} rank(s) "
+        f"each, {args.steps} steps (verl's output: {out / 'logs'}/<recipe>.log)"
+    )
+    start = time.perf_counter()
+    try:
+        for _, child in runs:
             child.start()
-            problem = _train(arm, child, args.startup_timeout, args.timeout)
-        except KeyboardInterrupt:
-            problem = "interrupted"
-        finally:
+        problem = _train(runs, args.startup_timeout, args.timeout)
+    except KeyboardInterrupt:
+        problem = "interrupted"
+    finally:
+        for _, child in runs:
             child.stop()
-        if problem == "interrupted":
-            print(f"interrupted: stopped {recipe} and every process it started", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        if problem:
-            print(f"error: {problem}", file=sys.stderr)
-            return EXIT_FAILED
+    if problem == "interrupted":
+        print("interrupted: stopped both runs and every process they started", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_FAILED
+    summary["runs_wall_s"] = time.perf_counter() - start
+    for arm, _ in runs:
+        recipe = arm.recipe
         reward, k = arm.series(REWARD), min(WINDOW, max(1, args.steps // 2))
         summary[recipe] = {
             "jsonl": str(arm.jsonl()),
             "checkpoint": str(arm.checkpoint()),
-            "wall_s": time.perf_counter() - start,
             "reward_first": _mean(reward[:k]),
             "reward_last": _mean(reward[-k:]),
             "length_mean": _mean(arm.series(LENGTH)),
@@ -256,7 +271,7 @@ def run(args: argparse.Namespace) -> int:
         s = summary[recipe]
         s["lengths"] = lengths = length_percentiles(rollout_dir(runs_dir, recipe), tokenizer, max_len(arm))
         _say(
-            f"[{recipe}] done in {s['wall_s']:.0f} s: mean reward over the first {k} steps {s['reward_first']:.3f}, "
+            f"[{recipe}] mean reward over the first {k} steps {s['reward_first']:.3f}, "
             f"over the last {k} {s['reward_last']:.3f}; checkpoint {s['checkpoint']}"
         )
         if lengths["n"]:
@@ -267,7 +282,10 @@ def run(args: argparse.Namespace) -> int:
     summary["wall_s"] = time.perf_counter() - t0
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    _say(f"[quickstart] both runs done in {summary['wall_s']:.0f} s; summary: {out / 'summary.json'}")
+    _say(
+        f"[quickstart] done in {summary['wall_s']:.0f} s (warm-start {ws.wall_s:.0f} s, runs "
+        f"{summary['runs_wall_s']:.0f} s); summary: {out / 'summary.json'}"
+    )
     return 0
 
 
