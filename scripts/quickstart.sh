@@ -125,11 +125,11 @@ mkdir -p "$CMP"
     --json "$CMP/compare.json" --plot "$CMP/plots" | tee "$CMP/table.md"
 
 if [[ "$ON_GPU" != "1" && "$QS_PROBE_PROMPTS" -gt 0 ]]; then
-    CKPT="$VLNORM_RUNS_DIR/checkpoints/vlnorm-verl/countdown_dapo_vlnorm/global_step_$QS_STEPS/actor"
+    read -r CKPT CAP < <("$PY" -m vlnorm_verl.quickstart.report probe-inputs "$QS_OUT/summary.json")
     say "vlnorm-verl probe on the VL Norm arm's final checkpoint ($QS_PROBE_PROMPTS prompts x $QS_PROBE_N responses)"
     mkdir -p "$QS_OUT/probe"
     "$PY" -m vlnorm_verl.cli probe --model "$CKPT" --data "$VLNORM_DATA_DIR/countdown/train.parquet" \
-        --prompts "$QS_PROBE_PROMPTS" --n "$QS_PROBE_N" --max-response-length 192 --alpha 1 --quiet \
+        --prompts "$QS_PROBE_PROMPTS" --n "$QS_PROBE_N" --max-response-length "$CAP" --alpha 1 --quiet \
         --json "$QS_OUT/probe/probe.json" --plot "$QS_OUT/probe/probe.png" ${PROBE_EXTRA[@]+"${PROBE_EXTRA[@]}"} \
         > "$QS_OUT/probe/report.md"
     "$PY" -m vlnorm_verl.quickstart.report probe "$QS_OUT/probe/probe.json"

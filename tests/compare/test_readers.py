@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+import warnings
 import zlib
 from pathlib import Path
 
@@ -161,10 +162,15 @@ def test_jsonl_non_numbers_are_ignored_and_bad_lines_reported(tmp_path):
     assert log.rows[0][0] == 1 and log.rows[0][1]["a"] == 1.0 and set(log.rows[0][1]) == {"a", "e"}
     assert math.isnan(log.rows[0][1]["e"])
     assert log.rows[1] == (2, {"a": 2.5})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a log a running trainer is writing: its last line is not a problem
+        assert read_jsonl(path, live=True).rows == log.rows
 
     path.write_text('{"step": 1, "data": {}}\nnot json\n{"step": 2, "data": {}}\n')
     with pytest.raises(CompareError, match=r"run.jsonl:2: not a JSON line"):
         read_jsonl(path)
+    with pytest.raises(CompareError, match=r"run.jsonl:2: not a JSON line"):
+        read_jsonl(path, live=True)
     path.write_text('{"step": 1.5, "data": {}}\n')
     with pytest.raises(CompareError, match=r"run.jsonl:1: step 1.5 is not an integer"):
         read_jsonl(path)

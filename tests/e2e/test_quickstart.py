@@ -147,6 +147,8 @@ def test_compare_and_probe_report_on_the_runs(quickstart_run: dict) -> None:
     assert ckpt.is_dir() and ckpt.parent.name == f"global_step_{STEPS}"
     probe = json.loads((out / "probe" / "probe.json").read_text())
     assert probe["n_responses"] == 16 * 4
+    # the probe sampled the VL Norm run's final checkpoint with the cap that run trained with (QS_OVERRIDES: 64)
+    assert probe["info"]["model"] == str(ckpt) and probe["info"]["max_response_length"] == 64
     assert f"[probe] beta-hat {probe['beta']:.2f} [90% interval {probe['beta_ci'][0]:.2f}" in stdout
     (vl1,) = [a for a in probe["aggregators"] if a["name"] == "vl_norm" and a["alpha"] == 1.0]
     assert f"DAPO Norm's at matched step size: {vl1['measured_rel_dapo']:.2f}" in stdout

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from vlnorm_verl.quickstart.report import length_percentiles, probe_lines
+from vlnorm_verl.quickstart.report import length_percentiles, main, probe_lines
 from vlnorm_verl.tiny_tokenizer import build_tokenizer
 
 
@@ -39,3 +39,16 @@ def test_probe_lines_name_beta_alpha_and_the_variance_ratio() -> None:
     )
     assert lines[1].startswith("recommended alpha 1.25")
     assert lines[2].endswith("at matched step size: 0.61")
+
+
+def test_probe_inputs_are_the_vl_norm_runs_checkpoint_and_cap(tmp_path, capsys) -> None:
+    summary = {
+        "countdown_dapo_vlnorm": {"checkpoint": "/r/checkpoints/p/countdown_dapo_vlnorm/global_step_3/actor",
+                                  "max_response_length": 64},
+        "countdown_dapo_plain": {"checkpoint": "/elsewhere", "max_response_length": 192},
+    }  # fmt: skip
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps(summary))
+    assert main(["probe-inputs", str(path)]) == 0
+    assert capsys.readouterr().out.split() == ["/r/checkpoints/p/countdown_dapo_vlnorm/global_step_3/actor", "64"]
+    assert main(["nonsense", str(path)]) == 2

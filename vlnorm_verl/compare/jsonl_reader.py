@@ -9,7 +9,8 @@ it unless the earlier file was moved away (label both files alike to merge them)
 
 The run is named after the file's stem (the experiment name). Non-numeric values are ignored, a line
 that is not valid JSON is an error naming the file and line, except a truncated last line (a run that
-died mid-write), which is skipped with a warning.
+died mid-write), which is skipped with a warning — or silently with ``live=True``, for a log a running
+trainer is still writing.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 from vlnorm_verl.compare.records import CompareError, Row, RunLog, as_step, to_float
 
 
-def read_jsonl(path: str | Path) -> RunLog:
+def read_jsonl(path: str | Path, live: bool = False) -> RunLog:
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -37,6 +38,8 @@ def read_jsonl(path: str | Path) -> RunLog:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             if i == last:
+                if live:
+                    continue
                 warnings.warn(f"{where}: skipping a truncated last line ({exc.msg})", stacklevel=2)
                 continue
             raise CompareError(f"{where}: not a JSON line ({exc.msg}); is this a verl file-logger log?") from exc

@@ -29,6 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from omegaconf import DictConfig, OmegaConf
+
+from vlnorm_verl.compare.jsonl_reader import read_jsonl
 from vlnorm_verl.quickstart.processes import Child, stale_ray_processes
 from vlnorm_verl.quickstart.report import length_percentiles
 from vlnorm_verl.settings import EXIT_INVALID
@@ -85,37 +88,36 @@ class Arm:
     recipe: str
     runs_dir: Path
     steps: int
-    records: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[tuple[int, dict[str, float]]] = field(default_factory=list)
 
     def jsonl(self) -> Path | None:
         found = sorted((self.runs_dir / "logs" / self.recipe).glob(f"*/*/{self.recipe}.jsonl"))
         return found[-1] if found else None
 
-    def read(self) -> list[dict[str, Any]]:
-        """Step records logged since the last call."""
+    def read(self) -> list[tuple[int, dict[str, float]]]:
+        """(step, metrics) logged since the last call (verl's file logger, read while the run writes it)."""
         path = self.jsonl()
         if path is None:
             return []
-        recs = []
-        for line in path.read_text().splitlines():
-            try:
-                recs.append(json.loads(line))
-            except json.JSONDecodeError:  # the line being written
-                break
-        new = recs[len(self.records) :]
-        self.records = recs
+        rows = read_jsonl(path, live=True).rows
+        new = rows[len(self.rows) :]
+        self.rows = rows
         return new
 
     def series(self, key: str) -> list[float]:
-        return [float(r["data"][key]) for r in self.records if key in r["data"]]
+        return [row[key] for _, row in self.rows if key in row]
 
-    def launched(self) -> dict[str, Any]:
-        """The launcher's record of this run (``launch.json``: overrides, command)."""
-        found = sorted((self.runs_dir / "logs" / self.recipe).glob("*/launch.json"))
-        return json.loads(found[-1].read_text()) if found else {}
+    def config(self) -> DictConfig:
+        """The run's composed config, as Hydra saved it in the launch's attempt directory."""
+        logs = self.runs_dir / "logs" / self.recipe
+        found = sorted(logs.glob("*/.hydra/config.yaml"))
+        if not found:
+            raise FileNotFoundError(f"{self.recipe}: no .hydra/config.yaml under {logs}")
+        return OmegaConf.load(found[-1])
 
-    def checkpoint(self) -> Path:
-        return self.runs_dir / "checkpoints" / "vlnorm-verl" / self.recipe / f"global_step_{self.steps}" / "actor"
+    def checkpoint(self, cfg: DictConfig) -> Path:
+        """The actor checkpoint verl saved at the last step (under ``trainer.default_local_dir``)."""
+        return Path(cfg.trainer.default_local_dir) / f"global_step_{self.steps}" / "actor"
 
 
 def arm_command(recipe: str, model: Path, steps: int, runs_dir: Path, extra: list[str]) -> list[str]:
@@ -131,11 +133,10 @@ def rollout_dir(runs_dir: Path, recipe: str) -> Path:
     return runs_dir / "rollouts" / recipe
 
 
-def progress_line(arm: Arm, rec: dict[str, Any]) -> str:
-    d = rec["data"]
+def progress_line(arm: Arm, step: int, d: dict[str, float]) -> str:
     nan = float("nan")
     return (
-        f"[{arm.recipe}] step {rec['step']:3d}/{arm.steps}  reward {d.get(REWARD, nan):.3f}  "
+        f"[{arm.recipe}] step {step:3d}/{arm.steps}  reward {d.get(REWARD, nan):.3f}  "
         f"mean response length {d.get(LENGTH, nan):5.1f}  step {d.get('timing_s/step', nan):5.1f} s"
     )
 
@@ -147,11 +148,11 @@ def _train(runs: list[tuple[Arm, Child]], startup_timeout: float, timeout: float
         codes = []
         for arm, child in runs:
             code = child.poll()
-            for rec in arm.read():
-                _say(progress_line(arm, rec))
+            for step, metrics in arm.read():
+                _say(progress_line(arm, step, metrics))
             if code not in (None, 0):
                 return f"{arm.recipe} failed (exit {code}); the end of {child.log_path}:\n{child.tail()}"
-            if not arm.records and time.monotonic() - t0 > startup_timeout:
+            if not arm.rows and time.monotonic() - t0 > startup_timeout:
                 return (
                     f"{arm.recipe} logged no step within {startup_timeout:.0f} s; "
                     f"the end of {child.log_path}:\n{child.tail()}"
@@ -179,15 +180,6 @@ def check_inputs(train: Path) -> str | None:
             "stop it with `ray stop --force` (or kill those processes) and rerun"
         )
     return None
-
-
-def max_len(arm: Arm) -> int:
-    """The run's ``data.max_response_length`` (the last override of it wins, as in Hydra)."""
-    value = 0
-    for override in arm.launched().get("overrides", []):
-        if override.startswith("data.max_response_length="):
-            value = int(override.split("=", 1)[1])
-    return value or 10**9
 
 
 def _mean(values: list[float]) -> float:
@@ -261,15 +253,18 @@ def run(args: argparse.Namespace) -> int:
     for arm, _ in runs:
         recipe = arm.recipe
         reward, k = arm.series(REWARD), min(WINDOW, max(1, args.steps // 2))
+        cfg = arm.config()
+        max_len = int(cfg.data.max_response_length)
         summary[recipe] = {
             "jsonl": str(arm.jsonl()),
-            "checkpoint": str(arm.checkpoint()),
+            "checkpoint": str(arm.checkpoint(cfg)),
+            "max_response_length": max_len,
             "reward_first": _mean(reward[:k]),
             "reward_last": _mean(reward[-k:]),
             "length_mean": _mean(arm.series(LENGTH)),
         }
         s = summary[recipe]
-        s["lengths"] = lengths = length_percentiles(rollout_dir(runs_dir, recipe), tokenizer, max_len(arm))
+        s["lengths"] = lengths = length_percentiles(rollout_dir(runs_dir, recipe), tokenizer, max_len)
         _say(
             f"[{recipe}] mean reward over the first {k} steps {s['reward_first']:.3f}, "
             f"over the last {k} {s['reward_last']:.3f}; checkpoint {s['checkpoint']}"

@@ -8,7 +8,11 @@
 - :func:`probe_lines`: beta-hat with its 90% interval, the recommended alpha, and the measured variance of
   VL Norm's gradient (alpha = 1) relative to DAPO Norm's at matched step size, from ``vlnorm-verl probe --json``.
 
-``python -m vlnorm_verl.quickstart.report probe PROBE.json`` prints the probe lines.
+- :func:`probe_inputs`: what the probe needs from a run, from the quickstart's ``summary.json``: the VL Norm
+  run's final checkpoint and the response cap it trained with.
+
+``python -m vlnorm_verl.quickstart.report probe PROBE.json`` prints the probe lines;
+``python -m vlnorm_verl.quickstart.report probe-inputs SUMMARY.json`` prints ``CHECKPOINT MAX_RESPONSE_LENGTH``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+#: the run the quickstart probes
+PROBED_RUN = "countdown_dapo_vlnorm"
 
 
 def response_lengths(dump_dir: Path, tokenizer: Any, max_len: int) -> list[int]:
@@ -56,12 +63,22 @@ def probe_lines(probe: dict[str, Any]) -> list[str]:
     return lines
 
 
+def probe_inputs(summary: dict[str, Any], recipe: str = PROBED_RUN) -> tuple[str, int]:
+    run = summary[recipe]
+    return run["checkpoint"], int(run["max_response_length"])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2 or args[0] != "probe":
-        print("usage: python -m vlnorm_verl.quickstart.report probe PROBE.json", file=sys.stderr)
+    if len(args) != 2 or args[0] not in ("probe", "probe-inputs"):
+        print("usage: python -m vlnorm_verl.quickstart.report {probe PROBE.json | probe-inputs SUMMARY.json}",
+              file=sys.stderr)  # fmt: skip
         return 2
-    for line in probe_lines(json.loads(Path(args[1]).read_text())):
+    doc = json.loads(Path(args[1]).read_text())
+    if args[0] == "probe-inputs":
+        print(*probe_inputs(doc))
+        return 0
+    for line in probe_lines(doc):
         print(f"[probe] {line}")
     return 0
 

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from vlnorm_verl.compare.jsonl_reader import read_jsonl
 from vlnorm_verl.tasks import COUNTDOWN_SOURCE
 from vlnorm_verl.tiny_model import TinyModelSpec, content_hash, create_model_dir, write_atomically
 from vlnorm_verl.warmstart.traces import response
@@ -142,16 +143,10 @@ def sft_overrides(model_dir: Path, data: Path, out: Path, settings: WarmStartSet
 
 
 def _losses(jsonl: Path) -> list[tuple[int, float]]:
-    out = []
-    if jsonl.is_file():
-        for line in jsonl.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:  # a line being written
-                continue
-            if "train/loss" in rec.get("data", {}):
-                out.append((int(rec["step"]), float(rec["data"]["train/loss"])))
-    return out
+    """(step, ``train/loss``) from the SFT trainer's file-logger log, which may still be being written."""
+    if not jsonl.is_file():
+        return []
+    return [(step, row["train/loss"]) for step, row in read_jsonl(jsonl, live=True).rows if "train/loss" in row]
 
 
 def warm_start(
@@ -204,15 +199,14 @@ def warm_start(
                         if step % 25 == 0 or step == settings.steps:
                             log(f"[warm-start] step {step:4d}/{settings.steps}  sft loss {loss:.3f}")
                     shown = len(losses)
-                    if time.perf_counter() - start > timeout_s:
-                        raise WarmStartError(f"the warm-start ran past {timeout_s:.0f} s; see {work / 'sft.log'}")
+                    if time.perf_counter() - start > timeout_s:  # the work directory goes: quote the log
+                        raise WarmStartError(f"the warm-start ran past {timeout_s:.0f} s:\n{_tail(work / 'sft.log')}")
             finally:
                 if proc.poll() is None:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
         if proc.returncode != 0:
-            tail = "\n".join((work / "sft.log").read_text(errors="replace").splitlines()[-25:])
-            raise WarmStartError(f"verl's SFT trainer failed (exit {proc.returncode}):\n{tail}")
+            raise WarmStartError(f"verl's SFT trainer failed (exit {proc.returncode}):\n{_tail(work / 'sft.log')}")
         hf = work / "checkpoints" / f"global_step_{settings.steps}" / "huggingface"
         if not (hf / "config.json").is_file():
             raise WarmStartError(f"verl's SFT trainer wrote no Hugging Face model at {hf}")
@@ -228,6 +222,10 @@ def warm_start(
     wall = time.perf_counter() - start
     log(f"[warm-start] saved {target} ({wall:.0f} s, final sft loss {final_loss:.3f})")
     return WarmStart(target, False, settings.steps, final_loss, wall)
+
+
+def _tail(log: Path, lines: int = 25) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
 def _write_conversations(convs: list[list[dict[str, str]]], path: Path) -> None:
