@@ -12,7 +12,7 @@
 #   COUNTDOWN_WORKERS     generator processes [CPUs, at most 8]
 #   MATH_TRAIN_SOURCE     orz_math_57k_collected.json path or URL, or 'orz' for its upstream URL
 #                         [unset: only the evaluation sets are written]
-#   MATH_EVAL_DIR         directory of <set>.jsonl evaluation files [the CLI's default, ../shared/data/math_eval]
+#   MATH_EVAL_DIR         directory of <set>.jsonl evaluation files [$VLNORM_MATH_EVAL_DIR, read by the CLI]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=_common.sh

@@ -36,7 +36,12 @@ def test_orz_from_path_and_file_url(orz_file, tmp_path, monkeypatch):
     rows = train_rows(expected, limit=2)
     assert [r["data_source"] for r in rows] == ["math_train", "math_train"]
     assert rows[1]["reward_model"] == {"style": "rule", "ground_truth": "\\frac{1}{2}"}
-    assert rows[1]["extra_info"] == {"split": "train", "index": 1, "question": "Simplify $\\frac{2}{4}$."}
+    assert rows[1]["extra_info"] == {
+        "split": "train",
+        "index": 1,
+        "question": "Simplify $\\frac{2}{4}$.",
+        "smoke": False,
+    }
     assert rows[0]["prompt"][0]["content"].endswith("\nWhat is $1+1$?\nAssistant: <think>")
 
 

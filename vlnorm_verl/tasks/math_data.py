@@ -12,7 +12,10 @@ surrounding whitespace is stripped.
 
 Rows: the exact SPEC math prompt as one user message, ``ability="math"``,
 ``reward_model={"style": "rule", "ground_truth": <answer string>}``,
-``extra_info={"split", "index", "question"}``.
+``extra_info={"split", "index", "question", "smoke"}``.
+
+Smoke set (:func:`smoke_splits`): a few rows of the local eval copies as a training set (``math_train``) and small
+validation files, every row marked ``extra_info.smoke=True`` — for checking the pipeline offline, not for results.
 """
 
 from __future__ import annotations
@@ -47,14 +50,20 @@ PAPER_EVAL_SETS = ("math500", "aime24", "amc23", "minerva")
 CACHE_DIR = Path(os.environ.get("VLNORM_CACHE_DIR", "~/.cache/vlnorm_verl")).expanduser()
 
 
-def make_row(data_source: str, question: str, answer: str, split: str, index: int) -> dict[str, Any]:
+SMOKE_TRAIN_SIZE = 64
+SMOKE_VAL_SIZE = 8
+
+
+def make_row(
+    data_source: str, question: str, answer: str, split: str, index: int, smoke: bool = False
+) -> dict[str, Any]:
     """One verl row for a math problem."""
     return {
         "data_source": data_source,
         "prompt": [{"role": "user", "content": math_prompt(question)}],
         "ability": "math",
         "reward_model": {"style": "rule", "ground_truth": answer},
-        "extra_info": {"split": split, "index": int(index), "question": question},
+        "extra_info": {"split": split, "index": int(index), "question": question, "smoke": smoke},
     }
 
 
@@ -188,3 +197,29 @@ def train_rows(pairs: list[tuple[str, str]], limit: int | None = None) -> list[d
 def eval_rows(name: str, pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
     """Evaluation rows of set ``name`` (its data source) from ``(problem, answer)`` pairs."""
     return [make_row(name, q, a, "test", i) for i, (q, a) in enumerate(pairs)]
+
+
+def smoke_splits(
+    loaded: dict[str, list[tuple[str, str]]], train_size: int = SMOKE_TRAIN_SIZE, val_size: int = SMOKE_VAL_SIZE
+) -> dict[str, list[dict[str, Any]]]:
+    """The smoke set from eval pairs per set: ``{"train": rows, <set>: rows, ...}``, every row marked smoke.
+
+    Validation: the first ``val_size`` pairs of each set, as that set (its data source). Training: up to
+    ``train_size`` of the remaining pairs, taken from the sets in turn, as ``math_train``. No pair is in both.
+    """
+    if train_size < 1 or val_size < 1:
+        raise ValueError(f"smoke sizes must be >= 1, got train {train_size} and validation {val_size}")
+    splits = {
+        name: [make_row(name, q, a, "test", i, smoke=True) for i, (q, a) in enumerate(pairs[:val_size])]
+        for name, pairs in loaded.items()
+    }
+    rest = [pairs[val_size:] for pairs in loaded.values()]
+    train: list[tuple[str, str]] = []
+    for depth in range(max((len(r) for r in rest), default=0)):
+        train.extend(r[depth] for r in rest if depth < len(r))
+    if not train:
+        raise DataFileError(f"the eval sets hold no rows beyond the {val_size} kept for validation per set")
+    splits["train"] = [
+        make_row(MATH_TRAIN_SOURCE, q, a, "train", i, smoke=True) for i, (q, a) in enumerate(train[:train_size])
+    ]
+    return splits

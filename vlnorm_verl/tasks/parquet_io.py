@@ -55,7 +55,12 @@ MATH_SCHEMA = pa.schema(
         ("prompt", _PROMPT),
         ("ability", pa.string()),
         ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", pa.string())])),
-        ("extra_info", pa.struct([("split", pa.string()), ("index", pa.int64()), ("question", pa.string())])),
+        (
+            "extra_info",
+            pa.struct(
+                [("split", pa.string()), ("index", pa.int64()), ("question", pa.string()), ("smoke", pa.bool_())]
+            ),
+        ),
     ]
 )
 

@@ -11,10 +11,16 @@ Math::
 
     vlnorm-verl prepare-data math [--out DIR] [--source PATH|URL|orz] [--train-size N]
                                   [--eval-dir DIR | --eval-source hub] [--eval-sets math500,aime24,...]
+    vlnorm-verl prepare-data math --smoke --eval-dir DIR [--out DIR] [--train-size 64]
 
 writes ``DIR/<set>.parquet`` for each evaluation set and, when ``--source`` is given, ``DIR/train.parquet`` from
 the Open-Reasoner-Zero 57k JSON (``orz`` = its upstream URL; the file is not available offline, so without
-``--source`` only the evaluation sets are written and the command says so).
+``--source`` only the evaluation sets are written and the command says so). ``--eval-dir`` defaults to
+``$VLNORM_MATH_EVAL_DIR``; there is no other default.
+
+``--smoke`` writes an offline smoke set instead, from the local eval copies: ``train.parquet`` (64 rows by
+default, ``math_train``) and 8 rows of each eval set as ``<set>.parquet``, no row in both, every row marked
+``extra_info.smoke``. It is for checking the pipeline (e.g. a math recipe on ``cluster=cpu``), not for results.
 
 ``DIR`` defaults to ``${VLNORM_DATA_DIR:-data}/<task>``, which is where ``configs/task/<task>.yaml`` looks.
 Exit status 0 on success, 2 on a data or argument error (the message names the problem and the fix).
@@ -42,10 +48,13 @@ from vlnorm_verl.tasks.math_data import (
     HUB_EVAL_DATASET,
     ORZ_URL,
     PAPER_EVAL_SETS,
+    SMOKE_TRAIN_SIZE,
+    SMOKE_VAL_SIZE,
     eval_rows,
     load_eval_hub,
     load_eval_local,
     load_orz,
+    smoke_splits,
     train_rows,
 )
 from vlnorm_verl.tasks.parquet_io import COUNTDOWN_SCHEMA, MATH_SCHEMA, DataFileError, write_rows
@@ -56,16 +65,15 @@ def default_out(task: str) -> Path:
     return Path(os.environ.get("VLNORM_DATA_DIR") or "data") / task
 
 
-def default_eval_dir() -> Path | None:
-    """The shared offline eval copies, ``<repo>/../shared/data/math_eval`` or ``./../shared/...``, if present."""
-    candidates = [
-        Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "math_eval",
-        Path.cwd() / ".." / "shared" / "data" / "math_eval",
-    ]
-    for c in candidates:
-        if c.is_dir():
-            return c.resolve()
-    return None
+EVAL_DIR_ENV = "VLNORM_MATH_EVAL_DIR"
+
+
+def eval_dir_from(args: argparse.Namespace) -> Path | None:
+    """``--eval-dir``, else ``$VLNORM_MATH_EVAL_DIR``, else None."""
+    if args.eval_dir is not None:
+        return args.eval_dir
+    env = os.environ.get(EVAL_DIR_ENV)
+    return Path(env).expanduser() if env else None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,7 +92,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--train-size",
         type=int,
         default=None,
-        help=f"countdown: training rows (default {DEFAULT_TRAIN_SIZE}); math: keep the first N training items",
+        help=f"countdown: training rows (default {DEFAULT_TRAIN_SIZE}); math: keep the first N training items "
+        f"(--smoke: default {SMOKE_TRAIN_SIZE})",
     )
     parser.add_argument(
         "--test-size", type=int, default=None, help=f"countdown test rows (default {DEFAULT_TEST_SIZE})"
@@ -102,7 +111,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--eval-dir",
         type=Path,
         default=None,
-        help="math: directory with <set>.jsonl files (default ../shared/data/math_eval)",
+        help=f"math: directory with <set>.jsonl files (default ${EVAL_DIR_ENV})",
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="math: write a small offline smoke set (train + validation) from the --eval-dir copies, "
+        "for checking the pipeline, not for results",
     )
     parser.add_argument(
         "--eval-source", choices=["local", "hub"], default="local", help="math: eval sets from --eval-dir or the hub"
@@ -162,14 +177,47 @@ def _eval_set_names(args: argparse.Namespace, eval_dir: Path | None) -> list[str
     return names
 
 
+def _prepare_math_smoke(args: argparse.Namespace, out: Path) -> list[tuple[Path, int]]:
+    eval_dir = eval_dir_from(args)
+    if args.source or args.eval_source != "local":
+        raise ValueError("--smoke builds its training set from the local eval copies: drop --source/--eval-source")
+    if eval_dir is None:
+        raise DataFileError(
+            f"--smoke needs the local eval copies: pass --eval-dir DIR (or set {EVAL_DIR_ENV}) with <set>.jsonl "
+            "files holding 'problem' and 'answer'"
+        )
+    names = _eval_set_names(args, eval_dir) if args.eval_sets else list(MATH_EVAL_SOURCES)
+    present = [n for n in names if any((eval_dir / f"{n}{s}").is_file() for s in (".jsonl", ".json"))]
+    if not present:
+        raise DataFileError(
+            f"--eval-dir {eval_dir} holds none of {', '.join(f'{n}.jsonl' for n in names)}: point --eval-dir "
+            "at the eval copies"
+        )
+    try:
+        loaded = {name: load_eval_local(name, eval_dir) for name in present}
+        splits = smoke_splits(loaded, SMOKE_TRAIN_SIZE if args.train_size is None else args.train_size)
+    except DataFileError as exc:
+        raise DataFileError(f"--eval-dir {eval_dir} holds no usable smoke rows: {exc}") from exc
+    missing = [n for n in PAPER_EVAL_SETS if n not in present]
+    print(
+        f"smoke data: {len(splits['train'])} training rows and {SMOKE_VAL_SIZE} validation rows per set from the "
+        f"eval copies in {eval_dir} (marked extra_info.smoke) - for checking the pipeline, not for results"
+    )
+    if missing:
+        print(f"note: no {', '.join(missing)} in {eval_dir}; drop them from data.val_files")
+    return [_write(rows, out / f"{name}.parquet", MATH_SCHEMA) for name, rows in splits.items()]
+
+
 def _prepare_math(args: argparse.Namespace, out: Path) -> list[tuple[Path, int]]:
+    if args.smoke:
+        return _prepare_math_smoke(args, out)
     written: list[tuple[Path, int]] = []
-    eval_dir = args.eval_dir if args.eval_dir is not None else default_eval_dir()
+    eval_dir = eval_dir_from(args)
     names = _eval_set_names(args, eval_dir)
     if args.eval_source == "local" and eval_dir is None:
         raise DataFileError(
-            "no eval-set directory: pass --eval-dir DIR (files <set>.jsonl with 'problem' and 'answer') "
-            "or --eval-source hub"
+            f"no eval-set directory: pass --eval-dir DIR (or set {EVAL_DIR_ENV}; files <set>.jsonl with 'problem' "
+            "and 'answer') or --eval-source hub"
         )
     loaded = {}
     for name in names:
@@ -202,6 +250,9 @@ def _prepare_math(args: argparse.Namespace, out: Path) -> list[tuple[Path, int]]
 
 def run(args: argparse.Namespace) -> int:
     out = args.out if args.out is not None else default_out(args.task)
+    if args.smoke and args.task != "math":
+        print("error: --smoke is for the math task (CountDown data is generated offline)", file=sys.stderr)
+        return 2
     try:
         written = _prepare_countdown(args, out) if args.task == "countdown" else _prepare_math(args, out)
     except (DataFileError, ValueError) as exc:
