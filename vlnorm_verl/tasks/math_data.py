@@ -5,8 +5,8 @@ Training set (``data_source="math_train"``): ``orz_math_57k_collected.json`` fro
 ``[0]["value"]`` is the question and ``[1]["ground_truth"]["value"]`` the answer.
 
 Evaluation sets (``math500``, ``aime24``, ``amc23``, ``minerva``, ``olympiadbench``): ``<name>.jsonl`` (or
-``.json``) files with ``problem`` and ``answer`` fields in a directory — offline copies live in
-``../shared/data/math_eval`` — or the hub dataset ``lkevinzc/math-eval`` (the same five sets, one split each).
+``.json``) files with ``problem`` and ``answer`` fields in a directory (``--eval-dir`` or
+``$VLNORM_MATH_EVAL_DIR``), or the hub dataset ``lkevinzc/math-eval`` (the same five sets, one split each).
 Answers: a list gives its first element (Minerva), integral floats print as integers (AMC: ``142.0`` → ``142``),
 surrounding whitespace is stripped.
 
