@@ -9,21 +9,23 @@ done and compares it with verl's numbers:
   soft-punishment penalty where that is on (and nowhere else);
 - advantages: verl's ``critic/advantages/{max,min}`` equal the GRPO advantages recomputed from the dumped rewards
   of each group - divided by the group's std or not (Dr. GRPO), zeroed for truncated responses (overlong
-  filtering); VL Norm with alpha > 0 re-weights them by length, which the dump does not show, so its alpha is
-  checked through its weight statistics instead;
+  filtering), re-weighted by L_i^-alpha / mean_j L_j^-alpha under VL Norm (batch scope) where the run carries
+  the length probe below (the DAPO recipes);
 - VL Norm statistics (``actor/vl_norm/*``) only where VL Norm is on, with the paper's alpha:
   ``weight_max / weight_min = (L_max / L_min) ** alpha`` over the batch, lengths from verl's own metrics;
-- dynamic sampling: every group of a DAPO batch has signal;
+- dynamic sampling: verl evicted groups without signal, and every group of a DAPO batch has signal;
 - GRPO Norm / DAPO Norm: verl's vanilla loss with its own ``loss_agg_mode`` in the config verl ran.
 
 Rewards (a random tiny model earns no task reward, and groups need signal):
 
-- CountDown: the test reward ``toy_rewards.digit_parity`` (odd count of digits in the response);
+- CountDown: the test reward ``toy_rewards.parity_on_odd_prompts`` (an odd count of digits in the response, on the
+  prompts with an odd target; 0 on the others, which never give a group signal, so DAPO must filter them);
 - Math: ``toy_rewards.math_planted`` - the project's math reward, run inside verl's reward loop on the offline smoke
-  set (``prepare-data math --smoke``), with the reference answer planted when the digit count is odd; a dumped
-  score of 1 is therefore the math reward verifying that answer against the smoke row's ground truth.
+  set (``prepare-data math --smoke``), with the reference answer planted when the digit count is odd (again only
+  on "odd" prompts); a dumped score of 1 is therefore the math reward verifying that answer against the smoke
+  row's ground truth.
 
-Truncation is read from the rewards: the overlong-filter runs switch on verl's DAPO length penalty with
+Lengths are read from the rewards: the overlong-filter and DAPO + VL Norm runs switch on verl's DAPO length penalty with
 ``buffer = cap - 1`` and factor ``(cap - 1) / 2**16``, so every reward carries ``-(L - 1) / 2**16`` and the dump
 gives each response's token count ``L`` exactly (a change of at most 0.001 to the reward, which the expected
 advantages include; the project's run check refuses a buffer as long as the cap).
@@ -40,12 +42,13 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
-from toy_rewards import digit_parity
+from toy_rewards import odd_prompt, parity_on_odd_prompts
 from trainer_run import SUPPORT
 
 pytestmark = [pytest.mark.slow, pytest.mark.recipe_train]
 
-CAP = 64  # data.max_response_length of every run: long enough that a random model sometimes stops early
+CAP = 64  # data.max_response_length: long enough that a random model sometimes stops early
+LONG_CAP = 128  # VL Norm with alpha > 0 and overlong filtering: fewer runs with all 16 responses at the cap
 BUFFER = 16  # model=tiny's DAPO overlong buffer
 PROBE_UNIT = 2.0**-16  # length probe: penalty -(L - 1) * PROBE_UNIT
 TOL = 1e-4
@@ -84,11 +87,21 @@ def _toy_reward(name: str) -> list[str]:
     ]
 
 
-LENGTH_PROBE = [
-    "reward.reward_kwargs.overlong_buffer_cfg.enable=true",
-    f"reward.reward_kwargs.overlong_buffer_cfg.len={CAP - 1}",
-    f"reward.reward_kwargs.overlong_buffer_cfg.penalty_factor={(CAP - 1) * PROBE_UNIT}",
-]
+def _length_probe(cap: int) -> list[str]:
+    return [
+        "reward.reward_kwargs.overlong_buffer_cfg.enable=true",
+        f"reward.reward_kwargs.overlong_buffer_cfg.len={cap - 1}",
+        f"reward.reward_kwargs.overlong_buffer_cfg.penalty_factor={(cap - 1) * PROBE_UNIT}",
+    ]
+
+
+def _cap(method: Method) -> int:
+    return LONG_CAP if method.alpha == -1.0 or method.overlong_filter else CAP
+
+
+def _probes_lengths(method: Method) -> bool:
+    """Whether the run carries the length probe: where the dump's rewards must give each response's length."""
+    return method.overlong_filter or (method.dapo and method.alpha == -1.0)  # DAPO's reward manager only
 
 
 def grpo_advantages(scores: list[float], std: bool) -> list[float]:
@@ -112,13 +125,14 @@ def _ran_with(run, key: str):
 
 def _overrides(recipe: str, dump_dir: Path) -> list[str]:
     task, method_name = recipe.split("_", 1)
+    method = METHODS[method_name]
     return [
         "trainer.total_training_steps=1",
         "trainer.save_freq=-1",
-        f"data.max_response_length={CAP}",
+        f"data.max_response_length={_cap(method)}",
         f"trainer.rollout_data_dir={dump_dir}",
-        *_toy_reward("digit_parity" if task == "countdown" else "math_planted"),
-        *(LENGTH_PROBE if METHODS[method_name].overlong_filter else []),
+        *_toy_reward("parity_on_odd_prompts" if task == "countdown" else "math_planted"),
+        *(_length_probe(_cap(method)) if _probes_lengths(method) else []),
     ]
 
 
@@ -162,6 +176,7 @@ def test_recipe_trains_with_its_defining_features(recipe: str, recipe_trainer, r
     task, method_name = recipe.split("_", 1)
     method = METHODS[method_name]
     alpha = PAPER_ALPHA[task] if method.alpha == -1.0 else method.alpha
+    cap = _cap(method)
     if task == "math":
         recipe_trainer.need_math()
     run, dump_dir = recipe_runs.get(recipe)
@@ -180,21 +195,21 @@ def test_recipe_trains_with_its_defining_features(recipe: str, recipe_trainer, r
     assert n == 4 * 4  # model=tiny: 4 prompts x n = 4
 
     # --- rewards: the test reward on the dumped text, plus the length penalty where the recipe (or probe) has it
-    base = [digit_parity("", r["output"], None)["score"] for r in rows]
+    base = [parity_on_odd_prompts("", r["output"], r["gts"])["score"] for r in rows]
     if task == "math":
         smoke_answers = recipe_trainer.math_answers()
         assert all(r["gts"] in smoke_answers for r in rows)  # the rows came from the smoke set
     penalty = [r["score"] - b for r, b in zip(rows, base, strict=True)]
     lengths: list[int] | None = None
     if method.soft_punish:
-        # -(L - (CAP - BUFFER)) / BUFFER inside the buffer, 0 before it: a multiple of 1/16 in [-1, 0]
+        # -(L - (cap - BUFFER)) / BUFFER inside the buffer, 0 before it: a multiple of 1/16 in [-1, 0]
         assert all(-1.0 - 1e-6 <= p <= 1e-6 for p in penalty), penalty
         assert all(abs(p * BUFFER - round(p * BUFFER)) < 1e-4 for p in penalty), penalty
         # responses at the cap (verl's clip ratio counts them) take the full penalty, the others less
         full = sum(abs(p + 1.0) < 1e-6 for p in penalty)
         assert full == round(metrics["response_length/clip_ratio"] * n), (full, metrics["response_length/clip_ratio"])
         assert full > 0  # a random model reaches the cap: the penalty was applied in the reward verl used
-    elif method.overlong_filter:
+    elif _probes_lengths(method):
         lengths = [1 + round(-p / PROBE_UNIT) for p in penalty]
         assert all(abs(p + (L - 1) * PROBE_UNIT) < 1e-6 for p, L in zip(penalty, lengths, strict=True))
         assert max(lengths) == metrics["response_length/max"] and min(lengths) == metrics["response_length/min"]
@@ -209,6 +224,13 @@ def test_recipe_trains_with_its_defining_features(recipe: str, recipe_trainer, r
     signal_of = base if task == "countdown" else [r["score"] for r in rows]  # filter metric: acc / reward
     if method.dapo:
         assert all(len({signal_of[i] for i in g}) > 1 for g in groups.values()), signal_of
+        # Math filters on the reward, which a length penalty (soft punishment or the probe) makes vary in almost
+        # every group; CountDown filters on acc, which only the odd prompts can vary
+        if not (task == "math" and (method.soft_punish or lengths is not None)):
+            assert all(odd_prompt(rows[g[0]]["gts"]) for g in groups.values())
+            # half the prompts never have signal: verl's replay buffer met some and evicted them
+            (evicted,) = [v for k, v in metrics.items() if k.endswith("filter_groups/evicted_samples")]
+            assert evicted > 0
     else:
         assert not any(k.endswith("filter_groups/evicted_samples") for k in metrics)
 
@@ -217,12 +239,15 @@ def test_recipe_trains_with_its_defining_features(recipe: str, recipe_trainer, r
     for members in groups.values():
         for i, a in zip(members, grpo_advantages([rows[i]["score"] for i in members], method.std), strict=True):
             expected[i] = a
-    if lengths is not None:
-        truncated = [L >= CAP for L in lengths]
+    if method.overlong_filter:
+        truncated = [L >= cap for L in lengths]
         # the filter had something to do: truncated responses whose GRPO advantage is not zero
         assert any(t and abs(a) > 0.1 for t, a in zip(truncated, expected, strict=True)), (lengths, expected)
         expected = [0.0 if t else a for a, t in zip(expected, truncated, strict=True)]
-    if not alpha:  # verl's loss or VL Norm at alpha 0: the advantages are GRPO's as they are
+    if alpha and lengths is not None:  # VL Norm, batch scope: A_i * L_i^-alpha / mean_j L_j^-alpha
+        u = [L**-alpha for L in lengths]
+        expected = [a * ui * n / sum(u) for a, ui in zip(expected, u, strict=True)]
+    if not alpha or lengths is not None:  # the advantages verl computed, where the dump determines them
         assert metrics["critic/advantages/max"] == pytest.approx(max(expected), abs=TOL)
         assert metrics["critic/advantages/min"] == pytest.approx(min(expected), abs=TOL)
     if not method.std:
@@ -240,7 +265,7 @@ def test_recipe_trains_with_its_defining_features(recipe: str, recipe_trainer, r
         assert _ran_with(run, f"{actor}.policy_loss.loss_mode") == "vl_norm"
         assert _ran_with(run, "algorithm.adv_estimator") == "vl_norm"
         assert _ran_with(run, f"{actor}.policy_loss.alpha") == alpha
-        assert _ran_with(run, f"{actor}.loss_scale_factor") == CAP  # M
+        assert _ran_with(run, f"{actor}.loss_scale_factor") == cap  # M
         assert metrics["actor/vl_norm/responses"] == n
         w_max, w_min = metrics["actor/vl_norm/weight_max"], metrics["actor/vl_norm/weight_min"]
         l_max, l_min = metrics["response_length/max"], metrics["response_length/min"]
