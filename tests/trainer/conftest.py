@@ -2,7 +2,7 @@
 
 ``cpu_trainer``: a :class:`trainer_run.CPUTrainer` over a small CountDown set prepared once per session and one
 tiny-model cache; skips (with the reason) where runs cannot be isolated in a private network namespace.
-``recipe_trainer``: the same over CountDown data and the math smoke set, for the 18 recipe runs.
+``recipe_trainer``: ``cpu_trainer`` with the math smoke set added to its data, for the 18 recipe runs.
 """
 
 from __future__ import annotations
@@ -52,20 +52,15 @@ class RecipeTrainer:
 
 
 @pytest.fixture(scope="session")
-def recipe_trainer(tmp_path_factory: pytest.TempPathFactory) -> RecipeTrainer:
-    """Data for all 18 recipes: CountDown (64 rows) and ``prepare-data math --smoke`` from ``../shared``."""
-    reason = netns_reason()
-    if reason:
-        pytest.skip(f"verl trainer runs: {reason}")
-    root = tmp_path_factory.mktemp("recipe_trainer")
-    data = prepare_countdown(root / "data", train_size=64)
+def recipe_trainer(cpu_trainer: CPUTrainer) -> RecipeTrainer:
+    """``cpu_trainer``'s CountDown data and model cache, plus ``prepare-data math --smoke`` from ``../shared``."""
     math_reason = None
     if SHARED_EVAL_DIR.is_dir():
         cmd = [sys.executable, "-m", "vlnorm_verl.cli", "prepare-data", "math", "--smoke"]
-        cmd += ["--eval-dir", str(SHARED_EVAL_DIR), "--out", str(data / "math"), "--no-progress"]
+        cmd += ["--eval-dir", str(SHARED_EVAL_DIR), "--out", str(cpu_trainer.data / "math"), "--no-progress"]
         subprocess.run(cmd, check=True, capture_output=True)
     else:
         math_reason = (
             f"math recipes train on the smoke set from the offline eval copies, not found at {SHARED_EVAL_DIR}"
         )
-    return RecipeTrainer(CPUTrainer(data=data, cache=root / "cache"), math_reason)
+    return RecipeTrainer(cpu_trainer, math_reason)

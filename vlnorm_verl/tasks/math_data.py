@@ -148,20 +148,26 @@ def _eval_records(records: Iterable[Any], origin: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def eval_set_file(name: str, directory: str | Path) -> Path | None:
+    """``<directory>/<name>.jsonl`` or, failing that, ``.json``; None when neither exists."""
+    for suffix in (".jsonl", ".json"):
+        path = Path(directory).expanduser() / f"{name}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
 def load_eval_local(name: str, directory: str | Path) -> list[tuple[str, str]]:
     """``(problem, answer)`` pairs of eval set ``name`` from ``<directory>/<name>.jsonl`` (or ``.json``)."""
     if name not in MATH_EVAL_SOURCES:
         raise ValueError(f"unknown eval set {name!r}; choose from {', '.join(MATH_EVAL_SOURCES)}")
     directory = Path(directory).expanduser()
-    for suffix in (".jsonl", ".json"):
-        path = directory / f"{name}{suffix}"
-        if path.is_file():
-            break
-    else:
+    path = eval_set_file(name, directory)
+    if path is None:
         raise DataFileError(f"eval set {name!r} not found: expected {directory / (name + '.jsonl')} (or .json)")
     text = path.read_text(encoding="utf-8")
     try:
-        if suffix == ".jsonl":
+        if path.suffix == ".jsonl":
             records = [json.loads(line) for line in text.splitlines() if line.strip()]
         else:
             records = json.loads(text)

@@ -51,6 +51,7 @@ from vlnorm_verl.tasks.math_data import (
     SMOKE_TRAIN_SIZE,
     SMOKE_VAL_SIZE,
     eval_rows,
+    eval_set_file,
     load_eval_hub,
     load_eval_local,
     load_orz,
@@ -170,9 +171,7 @@ def _eval_set_names(args: argparse.Namespace, eval_dir: Path | None) -> list[str
         return names
     names = list(PAPER_EVAL_SETS)
     optional = "olympiadbench"
-    if args.eval_source == "hub" or (
-        eval_dir is not None and any((eval_dir / f"{optional}{s}").is_file() for s in (".jsonl", ".json"))
-    ):
+    if args.eval_source == "hub" or (eval_dir is not None and eval_set_file(optional, eval_dir) is not None):
         names.append(optional)
     return names
 
@@ -187,7 +186,7 @@ def _prepare_math_smoke(args: argparse.Namespace, out: Path) -> list[tuple[Path,
             "files holding 'problem' and 'answer'"
         )
     names = _eval_set_names(args, eval_dir) if args.eval_sets else list(MATH_EVAL_SOURCES)
-    present = [n for n in names if any((eval_dir / f"{n}{s}").is_file() for s in (".jsonl", ".json"))]
+    present = [n for n in names if eval_set_file(n, eval_dir) is not None]
     if not present:
         raise DataFileError(
             f"--eval-dir {eval_dir} holds none of {', '.join(f'{n}.jsonl' for n in names)}: point --eval-dir "
