@@ -22,8 +22,9 @@ Rewards (a random tiny model earns no task reward, and groups need signal):
   prompts with an odd target; 0 on the others, which never give a group signal, so DAPO must filter them);
 - Math: ``toy_rewards.math_planted`` - the project's math reward, run inside verl's reward loop on the offline smoke
   set (``prepare-data math --smoke``), with the reference answer planted when the digit count is odd (again only
-  on "odd" prompts); a dumped score of 1 is therefore the math reward verifying that answer against the smoke
-  row's ground truth.
+  on "odd" prompts). The test recomputes that reward on the dumped text: a planted answer scores 1 only if the
+  math reward verifies it against the smoke row's ground truth. A random response can also, rarely, earn the math
+  reward by itself (seen once: an unboxed "3" for the answer 3), so Math does not assume only odd prompts score.
 
 Lengths are read from the rewards: the overlong-filter and DAPO + VL Norm runs switch on verl's DAPO length penalty with
 ``buffer = cap - 1`` and factor ``(cap - 1) / 2**16``, so every reward carries ``-(L - 1) / 2**16`` and the dump
@@ -42,7 +43,7 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
-from toy_rewards import odd_prompt, parity_on_odd_prompts
+from toy_rewards import math_planted, odd_prompt, parity_on_odd_prompts
 from trainer_run import SUPPORT
 
 pytestmark = [pytest.mark.slow, pytest.mark.recipe_train]
@@ -155,9 +156,10 @@ class PairedRuns:
             started = []
             for r in batch:
                 work = self.root / r
-                started.append((r, work, trainer.start(r, _overrides(r, work / "dump"), work, VLNORM_CPU_RANKS="1")))
-            for r, work, proc in started:
-                self.runs[r] = (trainer.finish(proc, r, _overrides(r, work / "dump"), work, 420, t0), work / "dump")
+                overrides = _overrides(r, work / "dump")
+                started.append((r, work, overrides, trainer.start(r, overrides, work, VLNORM_CPU_RANKS="1")))
+            for r, work, overrides, proc in started:
+                self.runs[r] = (trainer.finish(proc, r, overrides, work, 420, t0), work / "dump")
         return self.runs[recipe]
 
 
@@ -195,7 +197,8 @@ def test_recipe_trains_with_its_defining_features(recipe: str, recipe_trainer, r
     assert n == 4 * 4  # model=tiny: 4 prompts x n = 4
 
     # --- rewards: the test reward on the dumped text, plus the length penalty where the recipe (or probe) has it
-    base = [parity_on_odd_prompts("", r["output"], r["gts"])["score"] for r in rows]
+    test_reward = parity_on_odd_prompts if task == "countdown" else math_planted
+    base = [test_reward("math_train", r["output"], r["gts"])["score"] for r in rows]
     if task == "math":
         smoke_answers = recipe_trainer.math_answers()
         assert all(r["gts"] in smoke_answers for r in rows)  # the rows came from the smoke set
@@ -224,10 +227,11 @@ def test_recipe_trains_with_its_defining_features(recipe: str, recipe_trainer, r
     signal_of = base if task == "countdown" else [r["score"] for r in rows]  # filter metric: acc / reward
     if method.dapo:
         assert all(len({signal_of[i] for i in g}) > 1 for g in groups.values()), signal_of
-        # Math filters on the reward, which a length penalty (soft punishment or the probe) makes vary in almost
-        # every group; CountDown filters on acc, which only the odd prompts can vary
-        if not (task == "math" and (method.soft_punish or lengths is not None)):
+        if task == "countdown":  # CountDown filters on acc, which only the odd prompts can vary
             assert all(odd_prompt(rows[g[0]]["gts"]) for g in groups.values())
+        # Math filters on the reward, which a length penalty (soft punishment or the probe) makes vary in almost
+        # every group; elsewhere the even prompts' groups have no signal
+        if not (task == "math" and (method.soft_punish or lengths is not None)):
             # half the prompts never have signal: verl's replay buffer met some and evicted them
             (evicted,) = [v for k, v in metrics.items() if k.endswith("filter_groups/evicted_samples")]
             assert evicted > 0
