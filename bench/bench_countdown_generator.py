@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vlnorm_verl.tasks.countdown_generator import generate_instances  # noqa: E402
+from vlnorm_verl.tasks.countdown.generator import generate_instances  # noqa: E402
 
 
 def main() -> int:

@@ -21,8 +21,8 @@ import time
 
 import torch
 
-from vlnorm_verl.rollout.hf_engine import HFGenerationEngine, SamplingSettings
-from vlnorm_verl.tiny_model import random_qwen2
+from vlnorm_verl.cpu.rollout.hf_engine import HFGenerationEngine, SamplingSettings
+from vlnorm_verl.cpu.tiny_model import random_qwen2
 
 VOCAB = 1024
 

@@ -41,10 +41,10 @@ def bench_model(tmp: Path) -> None:
     from probe_testlib import write_countdown_parquet
     from transformers import AutoModelForCausalLM
 
+    from vlnorm_verl.cpu.tiny_model import TinyModelSpec, create_model_dir
+    from vlnorm_verl.cpu.tiny_tokenizer import build_tokenizer
     from vlnorm_verl.probe import api, sampling
     from vlnorm_verl.probe.gradients import ResponseItem, compute_gradients
-    from vlnorm_verl.tiny_model import TinyModelSpec, create_model_dir
-    from vlnorm_verl.tiny_tokenizer import build_tokenizer
 
     model_dir = create_model_dir(TinyModelSpec(), build_tokenizer(), tmp / "cache")
     parquet = write_countdown_parquet(tmp / "train.parquet", rows=32)

@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO / "tests" / "support"))
 from authors_countdown import authors_score as authors_eval_score  # noqa: E402
 
 from vlnorm_verl.rewards import compute_score, compute_scores  # noqa: E402
-from vlnorm_verl.tasks.countdown_generator import generate_instances  # noqa: E402
+from vlnorm_verl.tasks.countdown.generator import generate_instances  # noqa: E402
 
 
 def countdown_corpus(n: int, seed: int) -> list[tuple[str, dict]]:
@@ -104,7 +104,7 @@ def bench_math(n: int, seed: int, workers: int | None) -> None:
     if not eval_dir.is_dir():
         print(f"math benchmark skipped: {eval_dir} not found")
         return
-    from vlnorm_verl.tasks import math_pool
+    from vlnorm_verl.tasks.math import pool as math_pool
 
     pool = math_pool.MathVerifyPool(size=workers)
     math_pool._DEFAULT = pool  # the entry point uses the process-wide pool

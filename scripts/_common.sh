@@ -17,7 +17,7 @@ DRY_RUN="${DRY_RUN:-0}"
 
 # vlnorm_cli ARGS... : the project's CLI in $PYTHON's environment (works from a checkout and from a wheel)
 vlnorm_cli() {
-    "$PYTHON" -m vlnorm_verl.cli "$@"
+    "$PYTHON" -m vlnorm_verl.launch.cli "$@"
 }
 
 # split_args ARGS... : sets DRY_RUN=1 if --dry-run is among ARGS and puts the rest into PASS_ARGS

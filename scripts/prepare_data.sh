@@ -41,7 +41,7 @@ if [[ "$what" == "countdown" || "$what" == "all" ]]; then
     if [[ -n "${COUNTDOWN_WORKERS:-}" ]]; then
         args+=(--workers "$COUNTDOWN_WORKERS")
     fi
-    run "$PYTHON" -m vlnorm_verl.cli "${args[@]}"
+    run "$PYTHON" -m vlnorm_verl.launch.cli "${args[@]}"
 fi
 if [[ "$what" == "math" || "$what" == "all" ]]; then
     args=(prepare-data math --out "$VLNORM_DATA_DIR/math")
@@ -51,5 +51,5 @@ if [[ "$what" == "math" || "$what" == "all" ]]; then
     if [[ -n "${MATH_EVAL_DIR:-}" ]]; then
         args+=(--eval-dir "$MATH_EVAL_DIR")
     fi
-    run "$PYTHON" -m vlnorm_verl.cli "${args[@]}"
+    run "$PYTHON" -m vlnorm_verl.launch.cli "${args[@]}"
 fi

@@ -4,7 +4,7 @@
 #
 # Usage: scripts/ray_submit.sh RECIPE [hydra overrides...] [--dry-run]
 #   The run is composed and checked here first (vlnorm-verl train --print-runtime-env); the job's
-#   entrypoint then runs `python -m vlnorm_verl.cli train RECIPE overrides...` on the cluster, with a
+#   entrypoint then runs `python -m vlnorm_verl.launch.cli train RECIPE overrides...` on the cluster, with a
 #   runtime env carrying WANDB_RUN_GROUP / WANDB_TAGS / WANDB_MODE / WANDB_DIR, the data and runs
 #   directories and, when set here, WANDB_API_KEY / WANDB_ENTITY / WANDB_BASE_URL / HF_* to every worker.
 #   --dry-run submits a job that composes and checks the run on the cluster, prints the resolved config
@@ -41,7 +41,7 @@ trap 'rm -f "$runtime_env"' EXIT
 # composes and checks the run locally (exit 2 with the reason if it is invalid)
 vlnorm_cli train "$recipe" "${overrides[@]}" --print-runtime-env > "$runtime_env"
 
-entrypoint=("$remote_python" -m vlnorm_verl.cli train "$recipe" "${overrides[@]}")
+entrypoint=("$remote_python" -m vlnorm_verl.launch.cli train "$recipe" "${overrides[@]}")
 if [[ "$DRY_RUN" == "1" ]]; then
     entrypoint+=(--dry-run --probe-cluster)
 fi

@@ -30,4 +30,4 @@ flags=()
 if [[ "$DRY_RUN" == "1" ]]; then
     flags+=(--dry-run)
 fi
-exec "$PYTHON" -m vlnorm_verl.cli train "$recipe" "${ENV_OVERRIDES[@]}" "${local_ray[@]}" "${PASS_ARGS[@]}" "${flags[@]}"
+exec "$PYTHON" -m vlnorm_verl.launch.cli train "$recipe" "${ENV_OVERRIDES[@]}" "${local_ray[@]}" "${PASS_ARGS[@]}" "${flags[@]}"

@@ -1,4 +1,4 @@
-"""Loss-aggregation weights for RLVR, all in one notation. Pure torch, no verl import.
+"""Loss-aggregation weights for RLVR, all in one notation: the method's math (torch and numpy, no verl import).
 
 For a normalisation set S of sampled responses, response i with L_i response tokens and summed
 per-token surrogate loss S_i = sum_t l_{i,t}, every aggregator is
@@ -28,13 +28,22 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 AGGREGATIONS = ("grpo_norm", "dapo_norm", "drgrpo_norm", "vl_norm")
 
 
 def response_lengths(response_mask: torch.Tensor) -> torch.Tensor:
-    """L_i: the number of response tokens of each row of a (rows, width) mask, as float64."""
+    """L_i: the number of response tokens of each row of a (rows, width) mask, padded or nested (jagged), float64.
+
+    The one row-length helper of the package: the estimator, the policy loss and the engine hook all use it.
+    """
+    if response_mask.is_nested:
+        # jagged layout (verl's): row i is values[offsets[i]:offsets[i+1]]; row sums from one cumulative sum
+        offsets = response_mask.offsets()
+        cumulative = torch.nn.functional.pad(response_mask.values().to(torch.int64).cumsum(0), (1, 0))
+        return (cumulative[offsets[1:]] - cumulative[offsets[:-1]]).to(torch.float64)
     if response_mask.dim() != 2:
         raise ValueError(f"response_mask must be 2-D (rows, tokens), got shape {tuple(response_mask.shape)}")
     # sum in the mask's own dtype (exact: bool/int sum to int64, float32 is exact below 2^24 tokens),
@@ -131,26 +140,10 @@ def aggregation_weights(method: str, lengths: torch.Tensor, max_length: float, a
     raise ValueError(f"unknown aggregation {method!r}; choose one of {AGGREGATIONS}")
 
 
-def aggregate(per_token_loss: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """loss = sum_i x_i * S_i with S_i = sum_t mask_{i,t} * l_{i,t} (computed in the loss dtype)."""
-    seq_sums = (per_token_loss * mask.to(per_token_loss.dtype)).sum(dim=-1)
-    return (seq_sums * weights.to(per_token_loss.dtype)).sum()
-
-
 def variance_under_length_model(weights: torch.Tensor, lengths: torch.Tensor, unit_variance: float = 1.0) -> float:
     """Var(sum_i x_i g_i) = V * sum_i x_i^2 * L_i for independent g_i with Var(g_i) = V * L_i."""
     lengths = _check_lengths(lengths)
     return float(unit_variance * (weights.to(torch.float64) ** 2 * lengths).sum())
-
-
-def vl_norm_variance(lengths: torch.Tensor, alpha: float, max_length: float, unit_variance: float = 1.0) -> float:
-    """Closed form (V / M^2) * sum_i L_i^(1-2 alpha) / (sum_j L_j^-alpha)^2 over non-empty responses."""
-    lengths = _check_lengths(lengths)
-    valid = lengths[lengths > 0]
-    max_length = check_max_length(max_length)
-    num = (valid ** (1.0 - 2.0 * alpha)).sum()
-    den = (valid ** (-alpha)).sum() ** 2
-    return float(unit_variance / max_length**2 * num / den)
 
 
 def batch_scope_advantage_scale(lengths: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -204,19 +197,26 @@ class WeightSums:
 
     @classmethod
     def from_lengths(cls, lengths: torch.Tensor, alpha: float) -> WeightSums:
-        lengths = _check_lengths(lengths)
-        valid = lengths[lengths > 0]
-        u = inverse_length_powers(valid, alpha)
-        if valid.numel() == 0:
+        """The sums over the non-empty rows of `lengths` (1-D, >= 0): one copy to the host, then numpy
+        (a handful of vector operations, where torch pays ~20 small-tensor dispatches per call)."""
+        values = torch.as_tensor(lengths).detach().to("cpu", torch.float64).numpy()
+        if values.ndim != 1:
+            raise ValueError(f"lengths must be 1-D, got shape {values.shape}")
+        if not np.isfinite(values).all() or (values < 0).any():
+            raise ValueError("response lengths must be finite and >= 0")
+        alpha = check_alpha(alpha)
+        valid = values[values > 0]
+        if valid.size == 0:
             return cls(0.0, 0.0, 0.0, math.inf, -math.inf, 0.0, 0.0)
+        u = np.exp(-alpha * np.log(valid))
         return cls(
-            count=float(valid.numel()),
+            count=float(valid.size),
             sum_u=float(u.sum()),
-            sum_u2=float((u * u).sum()),
+            sum_u2=float(u @ u),
             min_u=float(u.min()),
             max_u=float(u.max()),
             sum_len=float(valid.sum()),
-            sum_len2=float((valid * valid).sum()),
+            sum_len2=float(valid @ valid),
         )
 
     def to_tensor(self) -> torch.Tensor:

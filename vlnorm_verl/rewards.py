@@ -11,9 +11,10 @@ same keys for every data source — ``score`` (the reward, float) and ``acc`` (1
 stacks each key across the batch (``reward_extra_info``), logs ``val-core/<data_source>/acc/mean@N`` and lets
 DAPO dynamic sampling filter on ``algorithm.filter_groups.metric=acc``.
 
-Data sources: ``countdown`` (:mod:`~vlnorm_verl.tasks.countdown_reward`) and the math sources ``math_train``,
-``math500``, ``aime24``, ``amc23``, ``minerva``, ``olympiadbench`` (:mod:`~vlnorm_verl.tasks.math_reward`).
-An unknown data source raises ``ValueError``.
+Data sources: those of the registered tasks (:data:`vlnorm_verl.tasks.TASKS`) — ``countdown``
+(:mod:`~vlnorm_verl.tasks.countdown`) and the math sources ``math_train``, ``math500``, ``aime24``, ``amc23``,
+``minerva``, ``olympiadbench`` (:mod:`~vlnorm_verl.tasks.math`). Each response goes to the scorer of the task owning
+its data source. An unknown data source raises ``ValueError``.
 
 Optional keyword arguments (e.g. from ``reward.custom_reward_function.reward_kwargs``):
 ``math_timeout_s`` (wall-clock limit per symbolic check, default 3 s or ``VLNORM_MATH_TIMEOUT_S``) and
@@ -25,31 +26,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from vlnorm_verl.tasks import ALL_SOURCES, COUNTDOWN_SOURCE, MATH_SOURCES
-from vlnorm_verl.tasks.countdown_reward import score_countdown
-from vlnorm_verl.tasks.math_reward import DEFAULT_MAX_ANSWER_CHARS, score_math, score_math_batch
+from vlnorm_verl.tasks import ALL_SOURCES, TASKS_BY_SOURCE
+from vlnorm_verl.tasks.base import Task
 
 __all__ = ["compute_score", "compute_scores"]
 
 
-def _source(data_source: Any) -> str:
+def _task(data_source: Any) -> Task:
     if isinstance(data_source, bytes):
         data_source = data_source.decode("utf-8", errors="replace")
     source = str(data_source)
-    if source not in ALL_SOURCES:
+    task = TASKS_BY_SOURCE.get(source)
+    if task is None:
         raise ValueError(
             f"vlnorm_verl.rewards cannot score data_source {source!r}; it handles {', '.join(ALL_SOURCES)}. "
             "Prepare data with `vlnorm-verl prepare-data` or point reward.custom_reward_function elsewhere."
         )
-    return source
-
-
-def _math_options(kwargs: dict[str, Any]) -> dict[str, Any]:
-    timeout = kwargs.get("math_timeout_s")
-    return {
-        "timeout_s": None if timeout is None else float(timeout),
-        "max_answer_chars": int(kwargs.get("math_max_answer_chars", DEFAULT_MAX_ANSWER_CHARS)),
-    }
+    return task
 
 
 def compute_score(
@@ -60,10 +53,7 @@ def compute_score(
     **kwargs: Any,
 ) -> dict[str, float]:
     """``{"score": float, "acc": 1.0|0.0}`` for one response of ``data_source``."""
-    source = _source(data_source)
-    if source == COUNTDOWN_SOURCE:
-        return score_countdown(solution_str, ground_truth)
-    return score_math(solution_str, ground_truth, **_math_options(kwargs))
+    return _task(data_source).score(solution_str, ground_truth, **kwargs)
 
 
 def compute_scores(
@@ -73,22 +63,21 @@ def compute_scores(
     extra_infos: Sequence[dict | None] | None = None,
     **kwargs: Any,
 ) -> list[dict[str, float]]:
-    """:func:`compute_score` for a batch; the math symbolic checks run in parallel over the worker pool."""
+    """:func:`compute_score` for a batch, grouped by task; each task's batch scorer runs once (math in parallel)."""
     n = len(solution_strs)
     if len(data_sources) != n or len(ground_truths) != n:
         raise ValueError(
             f"batch lengths differ: {len(data_sources)} sources, {n} responses, {len(ground_truths)} truths"
         )
-    sources = [_source(s) for s in data_sources]
+    groups: dict[str, list[int]] = {}
+    tasks: dict[str, Task] = {}
+    for i, source in enumerate(data_sources):
+        task = _task(source)
+        tasks[task.name] = task
+        groups.setdefault(task.name, []).append(i)
     results: list[dict[str, float] | None] = [None] * n
-    math_idx = [i for i, s in enumerate(sources) if s in MATH_SOURCES]
-    for i, s in enumerate(sources):
-        if s == COUNTDOWN_SOURCE:
-            results[i] = score_countdown(solution_strs[i], ground_truths[i])
-    if math_idx:
-        scored = score_math_batch(
-            [solution_strs[i] for i in math_idx], [ground_truths[i] for i in math_idx], **_math_options(kwargs)
-        )
-        for i, r in zip(math_idx, scored, strict=True):
-            results[i] = r
+    for name, idx in groups.items():
+        scored = tasks[name].score_many([solution_strs[i] for i in idx], [ground_truths[i] for i in idx], **kwargs)
+        for i, result in zip(idx, scored, strict=True):
+            results[i] = result
     return [r for r in results if r is not None]

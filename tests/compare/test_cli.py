@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from vlnorm_verl.cli import main
+from vlnorm_verl.launch.cli import main
 
 ACC = "val-core/countdown/acc/mean@8"
 EXPECTED = {
@@ -197,7 +197,7 @@ def test_console_script_subprocess(logs, tmp_path):
     """The real `vlnorm-verl compare` process, as a user runs it."""
     env = dict(os.environ, WANDB_MODE="offline", MPLBACKEND="Agg")
     proc = subprocess.run(
-        [sys.executable, "-m", "vlnorm_verl.cli", "compare", str(logs.dapo_dir), str(logs.vlnorm_jsonl)]
+        [sys.executable, "-m", "vlnorm_verl.launch.cli", "compare", str(logs.dapo_dir), str(logs.vlnorm_jsonl)]
         + ["--baseline", "dapo", "--json", str(tmp_path / "c.json")],
         capture_output=True,
         text=True,

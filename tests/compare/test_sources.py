@@ -97,7 +97,7 @@ def test_label_and_source_errors(logs, tmp_path):
 
 def test_the_launchers_log_layout_is_found_at_every_level(tmp_path):
     """``vlnorm-verl train`` logs to <runs>/logs/<experiment>/<attempt>/<project>/<experiment>.jsonl."""
-    from vlnorm_verl.run_env import attempt_dir
+    from vlnorm_verl.launch.run_env import attempt_dir
 
     def write(experiment: str, attempt: str, steps: list[int], scale: float) -> None:
         path = attempt_dir(tmp_path, experiment, attempt) / "vlnorm-verl" / f"{experiment}.jsonl"

@@ -160,7 +160,7 @@ def test_compare_and_probe_report_on_the_runs(quickstart_run: dict) -> None:
 
 
 def _quickstart(root: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "vlnorm_verl.cli", "quickstart", "--out", str(root / "out"), *extra]
+    cmd = [sys.executable, "-m", "vlnorm_verl.launch.cli", "quickstart", "--out", str(root / "out"), *extra]
     return subprocess.run(cmd, cwd=REPO, env=_env(root), capture_output=True, text=True, timeout=120)
 
 

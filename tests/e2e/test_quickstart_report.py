@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from vlnorm_verl.cpu.tiny_tokenizer import build_tokenizer
 from vlnorm_verl.quickstart.report import length_percentiles, main, probe_lines
-from vlnorm_verl.tiny_tokenizer import build_tokenizer
 
 
 def test_length_percentiles_count_the_tokens_of_each_dumped_response_plus_eos(tmp_path) -> None:

@@ -1,4 +1,4 @@
-"""Bounded DAPO dynamic sampling (vlnorm_verl.bounded_sampler) against verl 0.9.1's real replay-buffer machinery.
+"""Bounded DAPO dynamic sampling (extension.bounded_sampler) against verl 0.9.1's real replay-buffer machinery.
 
 The buffers are built by verl's own ``PPOTrainer._build_replay_buffer`` from a composed recipe (the custom sampler
 loaded through ``load_extern_type`` with the recipe's ``pkg://`` path); they poll a real TransferQueue (Ray, ZMQ
@@ -26,8 +26,8 @@ import pytest
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from vlnorm_verl import bounded_sampler
-from vlnorm_verl.bounded_sampler import (
+from vlnorm_verl.extension import bounded_sampler
+from vlnorm_verl.extension.bounded_sampler import (
     SETTING,
     BoundedReplayBuffer,
     FilterGroupsBoundError,
@@ -35,8 +35,8 @@ from vlnorm_verl.bounded_sampler import (
     UnboundedGenerationWarning,
     check_filter_groups_bound,
 )
-from vlnorm_verl.compose import compose_config
-from vlnorm_verl.launch import RECIPES_DIR
+from vlnorm_verl.launch.compose import compose_config
+from vlnorm_verl.launch.launcher import RECIPES_DIR
 
 B = 4  # data.train_batch_size in these tests: one generation batch = 4 prompt groups
 

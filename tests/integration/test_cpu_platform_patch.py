@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from vlnorm_verl import cpu_platform
+from vlnorm_verl.cpu import platform as cpu_platform
 
 
 def _python(code: str, **env: str) -> subprocess.CompletedProcess:
@@ -55,7 +55,7 @@ def test_without_the_wrapper_verl_fails_on_cpu():
     """Negative control: verl's own function on the CPU platform builds 'cpu:gloo,cpu:gloo'."""
     code = """
         import verl, torch.distributed as dist
-        from vlnorm_verl import cpu_platform
+        from vlnorm_verl.cpu import platform as cpu_platform
         from verl.utils import distributed
         original = distributed.initialize_global_process_group_ray.__wrapped__
         try:
@@ -74,7 +74,7 @@ def test_gpu_processes_are_left_alone():
         import sys, verl
         from verl.utils import distributed
         print("wrapped", getattr(distributed.initialize_global_process_group_ray, "_vlnorm_cpu_wrapped", False))
-        print("cpu_platform imported", "vlnorm_verl.cpu_platform" in sys.modules)
+        print("cpu_platform imported", "vlnorm_verl.cpu.platform" in sys.modules)
         from verl.workers.rollout.base import _ROLLOUT_REGISTRY
         print("hf", ("hf", "async") in _ROLLOUT_REGISTRY)
     """
@@ -104,7 +104,7 @@ def test_importing_the_platform_before_verl_still_loads_the_plugin():
     harness's order): the plugin must still load, and the platform install itself."""
     code = """
         import sys
-        from vlnorm_verl import cpu_platform
+        from vlnorm_verl.cpu import platform as cpu_platform
         from verl.utils import distributed
         from verl.plugin.platform import get_platform
         print("plugin", "vlnorm_verl.plugin" in sys.modules)

@@ -19,7 +19,7 @@ def test_fresh_process_registers_on_import_verl(tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VERL_USE_EXTERNAL")}
     proc = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.split() == ["vlnorm_verl.estimator", "vlnorm_verl.policy_loss"]
+    assert proc.stdout.split() == ["vlnorm_verl.extension.estimator", "vlnorm_verl.extension.policy_loss"]
 
 
 def test_disabling_verl_plugins_really_disables_it(tmp_path) -> None:
@@ -59,7 +59,7 @@ def test_ray_worker_registers_on_import_verl() -> None:
             import verl  # noqa: F401
             from verl.utils.config import omega_conf_to_dataclass
 
-            from vlnorm_verl import engine_hook
+            from vlnorm_verl.extension import engine_hook
 
             config = omega_conf_to_dataclass(actor_cfg)
             loss = config.policy_loss
@@ -67,7 +67,7 @@ def test_ray_worker_registers_on_import_verl() -> None:
 
         from omegaconf import OmegaConf
 
-        from vlnorm_verl.compose import compose_config
+        from vlnorm_verl.launch.compose import compose_config
 
         cfg = compose_config(
             "ppo_trainer",

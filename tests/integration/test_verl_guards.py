@@ -15,9 +15,11 @@ import verl
 from packaging.version import Version
 from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 
-from vlnorm_verl import bounded_sampler, cpu_platform, engine_hook, launch, verl_compat
-from vlnorm_verl.rollout import backend
-from vlnorm_verl.verl_compat import UnsupportedVerlError
+from vlnorm_verl.cpu import platform as cpu_platform
+from vlnorm_verl.cpu.rollout import backend
+from vlnorm_verl.extension import bounded_sampler, engine_hook, verl_compat
+from vlnorm_verl.extension.verl_compat import UnsupportedVerlError
+from vlnorm_verl.launch import launcher as launch
 
 NEXT_MINOR_PRE_RELEASE = "0.10.0.dev0"
 

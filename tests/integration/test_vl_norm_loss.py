@@ -120,8 +120,8 @@ def test_batch_scope_equals_the_authors_formulation(alpha: float, seed: int) -> 
 def test_minibatch_scope_loss_with_the_minibatch_sum() -> None:
     """With the mini-batch statistics the engine hook provides, the micro-batch losses add up to
     (1/M) sum_i L_i^-alpha S_i / sum_j L_j^-alpha over the mini-batch."""
-    from vlnorm_verl import engine_hook
     from vlnorm_verl.aggregation import WeightSums
+    from vlnorm_verl.extension import engine_hook
 
     alpha = 0.75
     lengths = [3, 16, 7, 1, 12, 9]
@@ -147,7 +147,7 @@ def test_minibatch_scope_loss_with_the_minibatch_sum() -> None:
 
 
 def test_minibatch_scope_without_engine_statistics_fails_loudly() -> None:
-    from vlnorm_verl.settings import VLNormConfigError
+    from vlnorm_verl.extension.settings import VLNormConfigError
 
     inputs = random_inputs([2, 3], seed=1, width=M)
     config, _ = actor_config(VL_NORM + ["algorithm.vl_norm.scope=minibatch"])
@@ -235,7 +235,7 @@ def test_dr_grpo_base_advantages_follow_norm_adv_by_std() -> None:
 
 
 def test_the_loss_needs_the_vl_norm_config_in_the_worker() -> None:
-    from vlnorm_verl.settings import VLNormConfigError
+    from vlnorm_verl.extension.settings import VLNormConfigError
 
     config, _ = actor_config(["actor_rollout_ref.actor.policy_loss.loss_mode=vl_norm"])
     with pytest.raises(VLNormConfigError, match="_target_"):
@@ -243,8 +243,8 @@ def test_the_loss_needs_the_vl_norm_config_in_the_worker() -> None:
 
 
 def test_estimator_first_call_runs_the_startup_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    from vlnorm_verl import estimator
-    from vlnorm_verl.settings import VLNormConfigError
+    from vlnorm_verl.extension import estimator
+    from vlnorm_verl.extension.settings import VLNormConfigError
 
     monkeypatch.setattr(estimator, "_checked_once", False)
     inputs, _, uids, token_rewards = make_batch([3, 5], group=2, seed=0)

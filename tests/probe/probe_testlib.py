@@ -30,18 +30,19 @@ def synthetic(
 
 
 def write_countdown_parquet(path: Path, rows: int = 32) -> Path:
-    from vlnorm_verl.tasks.countdown_data import make_row
-    from vlnorm_verl.tasks.parquet_io import COUNTDOWN_SCHEMA, write_rows
+    from vlnorm_verl.tasks.countdown import TASK
+    from vlnorm_verl.tasks.countdown.data import make_row
+    from vlnorm_verl.tasks.parquet_io import write_rows
 
     data = [make_row([i % 50 + 1, 7, 3], 10 + i % 80, "train", i, None) for i in range(rows)]
-    write_rows(data, path, COUNTDOWN_SCHEMA)
+    write_rows(data, path, TASK.parquet_schema())
     return path
 
 
 def tiny_model_dir(target: Path, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
     """A random tiny Qwen2 with the project tokenizer, saved with save_pretrained (loads with AutoTokenizer)."""
-    from vlnorm_verl.tiny_model import random_qwen2
-    from vlnorm_verl.tiny_tokenizer import build_tokenizer
+    from vlnorm_verl.cpu.tiny_model import random_qwen2
+    from vlnorm_verl.cpu.tiny_tokenizer import build_tokenizer
 
     tok = build_tokenizer(target)
     eos = tok.eos_token_id

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from probe_testlib import synthetic
 
-from vlnorm_verl.cli import main
+from vlnorm_verl.launch.cli import main
 
 FAST = ["--batches", "150", "--bootstrap", "300"]
 

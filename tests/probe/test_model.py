@@ -37,8 +37,8 @@ def small(tmp_path_factory):
 
 def test_random_tiny_model_beta_is_one(tmp_path, one_thread):
     """The model=tiny policy (random init), A_i = 1, 256 responses at one temperature and cap: beta ~ 1."""
-    from vlnorm_verl.tiny_model import TinyModelSpec, create_model_dir
-    from vlnorm_verl.tiny_tokenizer import build_tokenizer
+    from vlnorm_verl.cpu.tiny_model import TinyModelSpec, create_model_dir
+    from vlnorm_verl.cpu.tiny_tokenizer import build_tokenizer
 
     model_dir = create_model_dir(TinyModelSpec(), build_tokenizer(), tmp_path / "cache")
     parquet = write_countdown_parquet(tmp_path / "train.parquet", rows=32)

@@ -1,7 +1,7 @@
 """The probe's statistics on synthetic gradients with a known length law (no model).
 
 Expectations are independent of the code under test: the true beta of the generator, the paper's closed form
-(``aggregation.vl_norm_variance``), and hand-built cases where the power law is misspecified or weight can hide
+(``closed_forms.vl_norm_variance``), and hand-built cases where the power law is misspecified or weight can hide
 on zero-advantage rows (negative controls for the matched-step-size normalisation).
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from closed_forms import vl_norm_variance
 from probe_testlib import synthetic
 
 from vlnorm_verl import aggregation
@@ -88,13 +89,13 @@ def test_table_rows_lie_on_the_alpha_curve(known):
 
 
 def test_closed_form_agrees_with_the_papers_formula():
-    """At beta = 1 the probe's closed form for VL Norm is aggregation.vl_norm_variance (V/M^2 sum L^(1-2a)/...)."""
+    """At beta = 1 the probe's closed form for VL Norm is the paper's (V/M^2 sum L^(1-2a)/...)."""
     rng = np.random.default_rng(3)
     lengths = rng.integers(5, 300, 64).astype(float)
     for alpha in (0.0, 0.5, 1.0, 1.7):
         x = aggregation.vl_norm_weights(torch.from_numpy(lengths), alpha, 300.0).numpy()
         ours = stats._closed(x, lengths, np.ones_like(lengths), 1.0, 2.5)
-        paper = aggregation.vl_norm_variance(torch.from_numpy(lengths), alpha, 300.0, unit_variance=2.5)
+        paper = vl_norm_variance(lengths, alpha, 300.0, unit_variance=2.5)
         assert ours == pytest.approx(paper, rel=1e-12)
 
 

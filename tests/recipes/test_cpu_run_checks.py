@@ -10,9 +10,9 @@ import sys
 import pytest
 from omegaconf import OmegaConf
 
-from vlnorm_verl.compose import compose_config
-from vlnorm_verl.cpu_run import CPURunError, check_cpu_config
-from vlnorm_verl.launch import RECIPES_DIR, list_recipes
+from vlnorm_verl.cpu.run import CPURunError, check_cpu_config
+from vlnorm_verl.launch.compose import compose_config
+from vlnorm_verl.launch.launcher import RECIPES_DIR, list_recipes
 
 CPU = ["cluster=cpu", "model=tiny"]
 
@@ -72,8 +72,8 @@ def test_unsupported_settings_fail_with_the_setting(override, named, tiny_cache)
 
 
 def test_a_user_model_directory_works(tmp_path, tiny_cache):
-    from vlnorm_verl.tiny_model import TinyModelSpec, create_model_dir
-    from vlnorm_verl.tiny_tokenizer import build_tokenizer
+    from vlnorm_verl.cpu.tiny_model import TinyModelSpec, create_model_dir
+    from vlnorm_verl.cpu.tiny_tokenizer import build_tokenizer
 
     own = create_model_dir(
         TinyModelSpec(hidden_size=64, num_attention_heads=2, num_key_value_heads=2),
@@ -94,7 +94,7 @@ def test_gpu_runs_are_not_checked(tiny_cache):
 def test_bad_cpu_run_stops_before_ray(entry, tmp_path, script_env):
     bad = "actor_rollout_ref.model.path=/no/such/model"
     if entry == "launcher":
-        cmd = [sys.executable, "-m", "vlnorm_verl.cli", "train", "countdown_vlnorm", *CPU, bad]
+        cmd = [sys.executable, "-m", "vlnorm_verl.launch.cli", "train", "countdown_vlnorm", *CPU, bad]
     else:
         cmd = [
             sys.executable,
@@ -118,7 +118,11 @@ def test_bad_cpu_run_stops_before_ray(entry, tmp_path, script_env):
 def test_cpu_runs_poll_the_rollout_often(recipe, tiny_cache):
     """verl's replay buffer polls every 2 s - most of a CPU step; cluster=cpu selects the project's buffer (verl's
     own, plus the DAPO bound) with a 50 ms poll, for every recipe."""
-    from vlnorm_verl.bounded_sampler import BoundedSamplerSettings, FilterGroupsBoundError, check_filter_groups_bound
+    from vlnorm_verl.extension.bounded_sampler import (
+        BoundedSamplerSettings,
+        FilterGroupsBoundError,
+        check_filter_groups_bound,
+    )
 
     cfg = _cfg(recipe)
     sampler = cfg.trainer.v1.sampler

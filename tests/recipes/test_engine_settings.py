@@ -11,7 +11,8 @@ import pytest
 import verl  # noqa: F401  (loads the plugin through verl's entry point)
 from verl.utils.config import omega_conf_to_dataclass
 
-from vlnorm_verl import cli, launch
+from vlnorm_verl.launch import cli
+from vlnorm_verl.launch import launcher as launch
 
 RECIPES = launch.list_recipes()
 

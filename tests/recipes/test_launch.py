@@ -1,6 +1,6 @@
 """The launcher: the command it runs composes the same config in verl's own entry point, it works as a console
 script and from a built wheel, each launch logs to its own file (a resumed run keeps its earlier log), and the
-tracking environment follows the rules of vlnorm_verl.run_env."""
+tracking environment follows the rules of vlnorm_verl.launch.run_env."""
 
 from __future__ import annotations
 
@@ -17,12 +17,18 @@ import yaml
 from omegaconf import OmegaConf
 from recipe_testlib import PYTHON, REPO, make_script_env
 
-from vlnorm_verl import cli, launch, run_env
+from vlnorm_verl.launch import cli, run_env
+from vlnorm_verl.launch import launcher as launch
 
 
 def cli_run(args: list[str], env: dict[str, str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [PYTHON, "-m", "vlnorm_verl.cli", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
+        [PYTHON, "-m", "vlnorm_verl.launch.cli", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 

@@ -14,14 +14,15 @@ from verl.protocol import DataProto
 from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
 from verl.trainer.ppo.ray_trainer import compute_advantage
 
-from vlnorm_verl import overlong_filter
-from vlnorm_verl.compose import compose_config
-from vlnorm_verl.overlong_filter import (
+from vlnorm_verl import plugin
+from vlnorm_verl.extension import registry
+from vlnorm_verl.extension.overlong_filter import (
     OverlongFilterConfigError,
     OverlongFilterSettings,
     check_overlong_filter,
     compute_overlong_filter_advantage,
 )
+from vlnorm_verl.launch.compose import compose_config
 
 # one group of four responses (uid "a") and one of two (uid "b"); cap M = 6 tokens
 LENGTHS = [2, 6, 4, 6, 3, 5]
@@ -73,8 +74,8 @@ def per_row(adv: torch.Tensor, mask: torch.Tensor) -> list[float]:
 
 def test_the_plugin_registers_the_estimator_through_verl() -> None:
     assert ADV_ESTIMATOR_REGISTRY["overlong_filter"] is compute_overlong_filter_advantage
-    assert overlong_filter.is_registered()
-    overlong_filter.register()  # idempotent
+    assert registry.is_registered()
+    plugin.register()  # idempotent
     assert ADV_ESTIMATOR_REGISTRY["overlong_filter"] is compute_overlong_filter_advantage
 
 

@@ -17,7 +17,8 @@ import yaml
 from omegaconf import OmegaConf
 from verl.protocol import DataProto
 
-from vlnorm_verl import cli, launch
+from vlnorm_verl.launch import cli
+from vlnorm_verl.launch import launcher as launch
 
 # ---------------------------------------------------------------------------------------------------------
 # SPEC §3, written out. Keys are full config paths; each recipe must match COMMON + its task + its suite
@@ -65,7 +66,7 @@ SUITE = {
         "algorithm.filter_groups.enable": True,
         "algorithm.filter_groups.max_inflight_gen_batches": 3,  # gen batch 3x
         "algorithm.filter_groups.max_num_gen_batches": 10,  # verl's DAPO scripts; enforced by the sampler below
-        "trainer.v1.sampler.custom_sampler.path": "pkg://vlnorm_verl.bounded_sampler",
+        "trainer.v1.sampler.custom_sampler.path": "pkg://vlnorm_verl.extension.bounded_sampler",
         "trainer.v1.sampler.custom_sampler.name": "BoundedReplayBuffer",
         "actor_rollout_ref.actor.clip_ratio_c": 10.0,
         "reward.reward_manager.name": "dapo",
@@ -382,7 +383,7 @@ def test_verl_builds_its_dapo_replay_buffer_from_the_recipe(composed: dict) -> N
     from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
     from verl.trainer.ppo.v1.trainer_base import PPOTrainer
 
-    from vlnorm_verl.bounded_sampler import BoundedReplayBuffer, check_filter_groups_bound
+    from vlnorm_verl.extension.bounded_sampler import BoundedReplayBuffer, check_filter_groups_bound
 
     for recipe, metric in (("countdown_dapo_plain", "acc"), ("math_dapo_plain", "reward"), ("math_vlnorm", None)):
         trainer = SimpleNamespace(config=composed[recipe].cfg, trainer_mode="sync", _add_prompts_to_generate=print)
@@ -407,7 +408,7 @@ def test_verl_dapo_reward_manager_applies_the_soft_punishment(
     """A 2560-token response with M = 3072 and a 2048 buffer: -(2560 - 1024) / 2048 = -0.75."""
     from verl.experimental.reward_loop.reward_manager.dapo import DAPORewardManager
 
-    from vlnorm_verl.tiny_tokenizer import build_tokenizer
+    from vlnorm_verl.cpu.tiny_tokenizer import build_tokenizer
 
     tokenizer = build_tokenizer(tmp_path / "tok")
     cfg = composed[recipe].cfg

@@ -13,7 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from vlnorm_verl import cli, launch
+from vlnorm_verl.launch import cli
+from vlnorm_verl.launch import launcher as launch
 
 # (id, recipe, overrides, the one line's pattern: the setting and the fix)
 CASES: list[tuple[str, str, list[str], str]] = [
@@ -155,13 +156,13 @@ def test_every_valid_recipe_passes_the_callback_main_ppo_runs(run_dirs, recipe: 
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from vlnorm_verl import startup_check
-    from vlnorm_verl.rollout import backend
+    from vlnorm_verl.cpu.rollout import backend
+    from vlnorm_verl.extension import startup_check
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(launch.RECIPES_DIR), version_base=None):
         cfg = compose(config_name=recipe, return_hydra_config=True)
     callbacks = cfg.hydra.callbacks
-    assert [c._target_ for c in callbacks.values()] == ["vlnorm_verl.startup_check.StartupCheckCallback"]
+    assert [c._target_ for c in callbacks.values()] == ["vlnorm_verl.extension.startup_check.StartupCheckCallback"]
     startup_check._on_job_start(cfg)  # what StartupCheckCallback.on_job_start runs; no SystemExit
     assert backend.ENABLE_ENV not in os.environ

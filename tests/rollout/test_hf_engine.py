@@ -14,8 +14,8 @@ import threading
 import pytest
 import torch
 
-from vlnorm_verl.rollout.hf_engine import GenerationResult, HFGenerationEngine, SamplingSettings
-from vlnorm_verl.tiny_model import random_qwen2
+from vlnorm_verl.cpu.rollout.hf_engine import GenerationResult, HFGenerationEngine, SamplingSettings
+from vlnorm_verl.cpu.tiny_model import random_qwen2
 
 VOCAB, PAD = 96, 0
 CONFIG = dict(

@@ -8,9 +8,9 @@ import asyncio
 import pytest
 import torch
 
-from vlnorm_verl.rollout.hf_server import HFRolloutServer, max_new_tokens
-from vlnorm_verl.tiny_model import TinyModelSpec, create_model_dir, random_qwen2
-from vlnorm_verl.tiny_tokenizer import build_tokenizer
+from vlnorm_verl.cpu.rollout.hf_server import HFRolloutServer, max_new_tokens
+from vlnorm_verl.cpu.tiny_model import TinyModelSpec, create_model_dir, random_qwen2
+from vlnorm_verl.cpu.tiny_tokenizer import build_tokenizer
 
 SPEC = TinyModelSpec(hidden_size=32, intermediate_size=64, num_attention_heads=2, num_key_value_heads=2)
 

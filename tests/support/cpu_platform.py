@@ -1,6 +1,6 @@
-"""Re-export of :mod:`vlnorm_verl.cpu_platform` (the one implementation) under the name the harness imports."""
+"""Re-export of :mod:`vlnorm_verl.cpu.platform` (the one implementation) under the name the harness imports."""
 
-from vlnorm_verl.cpu_platform import (
+from vlnorm_verl.cpu.platform import (
     ENV,
     PLATFORM_NAME,
     PlatformCPU,

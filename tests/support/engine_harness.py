@@ -2,7 +2,7 @@
 
 What runs is verl's own actor path, unmodified:
 
-- the config is verl's ``ppo_trainer`` composed with Hydra overrides (``vlnorm_verl.compose``, the same
+- the config is verl's ``ppo_trainer`` composed with Hydra overrides (``vlnorm_verl.launch.compose``, the same
   composition ``python -m verl.trainer.main_ppo`` does) and resolved, as the v1 TaskRunner does;
 - each data-parallel rank is a spawned process (gloo, 127.0.0.1) that builds
   ``verl.workers.engine_workers.ActorRolloutRefWorker(role="actor")`` and calls its ``init_model``: the
@@ -57,7 +57,7 @@ import numpy as np
 import torch
 import torch.multiprocessing as mp
 
-from vlnorm_verl.tiny_model import random_qwen2
+from vlnorm_verl.cpu.tiny_model import random_qwen2
 
 # --------------------------------------------------------------------------------------------------
 # Inputs
@@ -234,7 +234,7 @@ def compose_actor_config(overrides: Sequence[str], world_size: int = 1, spec: Ti
     """verl's ``ppo_trainer`` config composed with :data:`CPU_OVERRIDES`, the model path, then ``overrides``."""
     from omegaconf import OmegaConf
 
-    from vlnorm_verl.compose import compose_config
+    from vlnorm_verl.launch.compose import compose_config
 
     full = [
         *CPU_OVERRIDES,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vlnorm_verl.rollout.hf_adapter import HFServerAdapter
+from vlnorm_verl.cpu.rollout.hf_adapter import HFServerAdapter
 
 _push = HFServerAdapter.update_weights
 

@@ -19,7 +19,7 @@ def actor_config(overrides: list[str]):
     import verl  # noqa: F401  (plugin registration, as in every verl process)
     from verl.utils.config import omega_conf_to_dataclass
 
-    from vlnorm_verl.compose import compose_config
+    from vlnorm_verl.launch.compose import compose_config
 
     base = [
         "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2",

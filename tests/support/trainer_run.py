@@ -113,7 +113,7 @@ def prepare_countdown(data: Path, train_size: int, test_size: int = 8) -> Path:
         [
             PYTHON,
             "-m",
-            "vlnorm_verl.cli",
+            "vlnorm_verl.launch.cli",
             "prepare-data",
             "countdown",
             "--out",
@@ -147,7 +147,7 @@ class CPUTrainer:
     cache: Path
 
     def start(self, recipe: str, overrides: list[str], work: Path, **env_extra: str) -> subprocess.Popen:
-        cmd = [PYTHON, "-m", "vlnorm_verl.cli", "train", recipe, "cluster=cpu", "model=tiny", *FAST, *overrides]
+        cmd = [PYTHON, "-m", "vlnorm_verl.launch.cli", "train", recipe, "cluster=cpu", "model=tiny", *FAST, *overrides]
         work.mkdir(parents=True, exist_ok=True)
         log = open(work / f"{experiment_name(recipe, overrides)}.log", "ab")  # noqa: SIM115 - closed in finish()
         proc = subprocess.Popen(

@@ -24,7 +24,7 @@ def shared_eval_dir() -> Path:
 def math_pool():
     """A warmed two-worker math-verify pool shared by the math tests."""
     pytest.importorskip("math_verify")
-    from vlnorm_verl.tasks.math_pool import MathVerifyPool
+    from vlnorm_verl.tasks.math.pool import MathVerifyPool
 
     pool = MathVerifyPool(size=2, timeout_s=10.0)
     pool.warm()
@@ -37,7 +37,7 @@ def tiny_tokenizer_dir(tmp_path_factory) -> Path:
     """The locally built tokenizer saved next to a tiny Qwen2 config (loadable by verl's HFModelConfig)."""
     from transformers import Qwen2Config
 
-    from vlnorm_verl.tiny_tokenizer import build_tokenizer
+    from vlnorm_verl.cpu.tiny_tokenizer import build_tokenizer
 
     d = tmp_path_factory.mktemp("tiny_qwen2")
     tok = build_tokenizer(d)

@@ -8,14 +8,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from vlnorm_verl.tasks.countdown_data import (
+from vlnorm_verl.tasks.countdown import TASK as COUNTDOWN
+from vlnorm_verl.tasks.countdown.data import (
     generated_rows,
     load_hub_records,
     load_local_copy,
     make_row,
     records_rows,
 )
-from vlnorm_verl.tasks.parquet_io import COUNTDOWN_SCHEMA, DataFileError, validate_rl_parquet, write_rows
+from vlnorm_verl.tasks.parquet_io import DataFileError, validate_rl_parquet, write_rows
 
 EXPECTED_PROMPT_44_19_35 = (
     "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. The assistant "
@@ -134,7 +135,7 @@ def test_written_generated_rows_validate(tmp_path):
     assert len(set(keys)) == 40  # no instance shared by train and test
     for name, rows in splits.items():
         path = tmp_path / f"{name}.parquet"
-        assert write_rows(rows, path, COUNTDOWN_SCHEMA) == len(rows)
+        assert write_rows(rows, path, COUNTDOWN.parquet_schema()) == len(rows)
         assert validate_rl_parquet(path) == len(rows)
         back = pq.read_table(path).to_pylist()
         assert back == rows

@@ -11,7 +11,7 @@ from fractions import Fraction
 import pytest
 
 from vlnorm_verl.rewards import compute_score
-from vlnorm_verl.tasks.countdown_generator import (
+from vlnorm_verl.tasks.countdown.generator import (
     CHUNK_SIZE,
     GeneratorSpec,
     find_solution,
@@ -112,7 +112,7 @@ def test_all_three_number_spec():
 
 
 def test_impossible_spec_fails_clearly(monkeypatch):
-    from vlnorm_verl.tasks import countdown_generator
+    from vlnorm_verl.tasks.countdown import generator as countdown_generator
 
     monkeypatch.setattr(countdown_generator, "MAX_DRAWS", 2_000)
     with pytest.raises(ValueError, match="no solvable"):

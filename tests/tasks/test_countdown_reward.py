@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from authors_countdown import authors_score
 
-from vlnorm_verl.tasks.countdown_expr import ExpressionError, parse_expression
-from vlnorm_verl.tasks.countdown_reward import extract_answer, parse_ground_truth, score_countdown
+from vlnorm_verl.tasks.countdown.expr import ExpressionError, parse_expression
+from vlnorm_verl.tasks.countdown.reward import extract_answer, parse_ground_truth, score_countdown
 
 GT = {"target": 98, "numbers": [44, 19, 35]}
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from vlnorm_verl.tasks import math_data
-from vlnorm_verl.tasks.math_data import eval_rows, load_eval_hub, load_eval_local, load_orz, train_rows
+from vlnorm_verl.tasks.math import data as math_data
+from vlnorm_verl.tasks.math.data import eval_rows, load_eval_hub, load_eval_local, load_orz, train_rows
 from vlnorm_verl.tasks.parquet_io import DataFileError
 
 ORZ_ITEMS = [

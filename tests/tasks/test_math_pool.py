@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from vlnorm_verl.tasks.math_pool import MathVerifyPool, MathWorkerError
-from vlnorm_verl.tasks.math_reward import score_math
+from vlnorm_verl.tasks.math.pool import MathVerifyPool, MathWorkerError
+from vlnorm_verl.tasks.math.reward import score_math
 
 pytest.importorskip("math_verify")
 
@@ -115,7 +115,7 @@ def test_closed_pool_refuses_work():
 
 
 def test_bad_environment_settings_raise_clear_errors(monkeypatch):
-    from vlnorm_verl.tasks import math_pool
+    from vlnorm_verl.tasks.math import pool as math_pool
 
     monkeypatch.setenv("VLNORM_MATH_WORKERS", "zero")
     with pytest.raises(MathWorkerError, match="VLNORM_MATH_WORKERS"):
@@ -126,7 +126,7 @@ def test_bad_environment_settings_raise_clear_errors(monkeypatch):
 
 
 def test_infrastructure_failures_raise_with_the_fix(monkeypatch):
-    from vlnorm_verl.tasks import math_pool
+    from vlnorm_verl.tasks.math import pool as math_pool
 
     monkeypatch.setattr(math_pool, "_math_verify_installed", lambda: False)
     with pytest.raises(MathWorkerError, match=r"pip install 'vlnorm-verl\[math\]'"):

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from vlnorm_verl.tasks.math_answer import canonical_latex, extract_final_answer, ground_truth_text, last_boxed_content
-from vlnorm_verl.tasks.math_reward import score_math, score_math_batch
+from vlnorm_verl.tasks.math.answer import canonical_latex, extract_final_answer, ground_truth_text, last_boxed_content
+from vlnorm_verl.tasks.math.reward import score_math, score_math_batch
 
 SETS = ("math500", "aime24", "amc23", "minerva", "olympiadbench")
 

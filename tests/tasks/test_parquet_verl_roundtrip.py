@@ -13,14 +13,13 @@ import os
 
 import pytest
 
-from vlnorm_verl.tasks import countdown_data, math_data
-from vlnorm_verl.tasks.parquet_io import (
-    COUNTDOWN_SCHEMA,
-    MATH_SCHEMA,
-    DataFileError,
-    validate_rl_parquet,
-    write_rows,
-)
+from vlnorm_verl.tasks import TASKS_BY_NAME
+from vlnorm_verl.tasks.countdown import data as countdown_data
+from vlnorm_verl.tasks.math import data as math_data
+from vlnorm_verl.tasks.parquet_io import DataFileError, validate_rl_parquet, write_rows
+
+COUNTDOWN_SCHEMA = TASKS_BY_NAME["countdown"].parquet_schema()
+MATH_SCHEMA = TASKS_BY_NAME["math"].parquet_schema()
 
 # SPEC §4, typed out independently of vlnorm_verl.tasks.prompts
 SPEC_COUNTDOWN = (

@@ -7,7 +7,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from vlnorm_verl.cli import main
+from vlnorm_verl.launch.cli import main
 from vlnorm_verl.rewards import compute_score
 
 

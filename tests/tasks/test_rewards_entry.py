@@ -15,7 +15,7 @@ CD_WRONG = "<think>hmm</think>\n<answer> 44 + 19 - 35 </answer>"
 
 
 def test_dispatch_and_same_keys_for_every_source(math_pool, monkeypatch):
-    from vlnorm_verl.tasks import math_pool as mp
+    from vlnorm_verl.tasks.math import pool as mp
 
     monkeypatch.setattr(mp, "_DEFAULT", math_pool)
     assert rewards.compute_score("countdown", CD_RIGHT, CD_GT) == {"score": 1.0, "acc": 1.0}
@@ -71,7 +71,7 @@ def _run_manager(cfg, tokenizer, data):
 
 @pytest.mark.parametrize("manager", ["naive", "dapo"])
 def test_verl_reward_managers_use_compute_score(tmp_path, compose_config, manager):
-    from vlnorm_verl.tiny_tokenizer import build_tokenizer
+    from vlnorm_verl.cpu.tiny_tokenizer import build_tokenizer
 
     tok = build_tokenizer()
     cfg = _reward_config(tmp_path, compose_config, manager)
@@ -83,7 +83,7 @@ def test_verl_reward_managers_use_compute_score(tmp_path, compose_config, manage
 
 
 def test_dapo_overlong_penalty_adds_to_our_score(tmp_path, compose_config):
-    from vlnorm_verl.tiny_tokenizer import build_tokenizer
+    from vlnorm_verl.cpu.tiny_tokenizer import build_tokenizer
 
     tok = build_tokenizer()
     n_tokens = len(tok.encode(CD_RIGHT, add_special_tokens=False))
@@ -105,7 +105,7 @@ def test_dapo_dynamic_sampling_filters_on_acc(tmp_path, compose_config, monkeypa
     import verl.trainer.ppo.v1.replay_buffer as rb
     from omegaconf import OmegaConf
 
-    from vlnorm_verl.tiny_tokenizer import build_tokenizer
+    from vlnorm_verl.cpu.tiny_tokenizer import build_tokenizer
 
     tok = build_tokenizer()
     cfg = _reward_config(tmp_path, compose_config, "naive")

@@ -9,8 +9,8 @@ import unicodedata
 import pytest
 from transformers import AutoTokenizer
 
+from vlnorm_verl.cpu.tiny_tokenizer import build_tokenizer
 from vlnorm_verl.tasks.prompts import countdown_prompt, math_prompt
-from vlnorm_verl.tiny_tokenizer import build_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def test_digits_split_like_qwen2(tok):
 def test_model_directory_loads_the_same_tokenizer(tmp_path, tok):
     """verl loads a model directory's tokenizer with AutoTokenizer, which picks the class from config.json's
     model_type: a qwen2 directory must give back exactly this tokenizer (same class, same ids)."""
-    from vlnorm_verl.tiny_model import random_qwen2
+    from vlnorm_verl.cpu.tiny_model import random_qwen2
 
     random_qwen2(
         0,

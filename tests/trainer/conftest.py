@@ -56,7 +56,7 @@ def recipe_trainer(cpu_trainer: CPUTrainer) -> RecipeTrainer:
     """``cpu_trainer``'s CountDown data and model cache, plus ``prepare-data math --smoke`` from ``../shared``."""
     math_reason = None
     if SHARED_EVAL_DIR.is_dir():
-        cmd = [sys.executable, "-m", "vlnorm_verl.cli", "prepare-data", "math", "--smoke"]
+        cmd = [sys.executable, "-m", "vlnorm_verl.launch.cli", "prepare-data", "math", "--smoke"]
         cmd += ["--eval-dir", str(SHARED_EVAL_DIR), "--out", str(cpu_trainer.data / "math"), "--no-progress"]
         subprocess.run(cmd, check=True, capture_output=True)
     else:

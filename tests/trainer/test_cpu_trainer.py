@@ -138,7 +138,7 @@ def test_killed_run_resumes_from_its_checkpoint(cpu_trainer, work):
         [
             sys.executable,
             "-m",
-            "vlnorm_verl.cli",
+            "vlnorm_verl.launch.cli",
             "compare",
             *map(str, logs),
             "--metric",

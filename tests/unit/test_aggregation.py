@@ -7,18 +7,17 @@ import math
 import mpmath
 import pytest
 import torch
+from closed_forms import vl_norm_variance
 
 from vlnorm_verl.aggregation import (
     AGGREGATIONS,
     WeightSums,
-    aggregate,
     aggregation_weights,
     batch_scope_advantage_scale,
     dapo_norm_weights,
     drgrpo_norm_weights,
     grpo_norm_weights,
     variance_under_length_model,
-    vl_norm_variance,
     vl_norm_weights,
     weight_stats,
 )
@@ -95,13 +94,6 @@ def test_invalid_alpha_and_lengths_are_rejected() -> None:
         vl_norm_weights(torch.tensor([1.0]), 1.0, 0)
     with pytest.raises(ValueError, match="unknown aggregation"):
         aggregation_weights("mean", torch.tensor([1.0]), M)
-
-
-def test_aggregate_is_weighted_sum_of_sequence_sums() -> None:
-    loss = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
-    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
-    weights = torch.tensor([0.5, 2.0], dtype=torch.float64)
-    assert float(aggregate(loss, mask, weights)) == pytest.approx(0.5 * 3 + 2.0 * 15)
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0, 2.0])

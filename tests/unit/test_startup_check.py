@@ -9,10 +9,10 @@ from importlib.metadata import EntryPoint
 import pytest
 import verl  # noqa: F401  (loads the plugin)
 
-from vlnorm_verl import engine_hook, startup_check
-from vlnorm_verl.compose import compose_config
-from vlnorm_verl.settings import VLNormConfigError, VLNormSettings
-from vlnorm_verl.startup_check import check_config
+from vlnorm_verl.extension import engine_hook, startup_check
+from vlnorm_verl.extension.settings import VLNormConfigError, VLNormSettings
+from vlnorm_verl.extension.startup_check import check_config
+from vlnorm_verl.launch.compose import compose_config
 
 VL = ["+aggregation=vl_norm"]
 
@@ -98,9 +98,9 @@ def test_the_real_engine_matches_the_contract_the_hook_was_written_for() -> None
     engine_hook.check_engine_contract()
     from verl.workers.engine.fsdp.transformer_impl import FSDPEngine
 
-    assert engine_hook.install(required=True)
+    assert engine_hook.install()
     assert engine_hook.is_installed()
-    assert engine_hook.install(required=True)  # idempotent: wraps once
+    assert engine_hook.install()  # idempotent: wraps once
     assert not hasattr(FSDPEngine.forward_backward_batch.__wrapped__, "_vl_norm_wrapped")
 
 
@@ -143,7 +143,7 @@ def test_verls_own_launcher_stops_at_start_up(tmp_path) -> None:
 
 
 def test_check_cli(capsys: pytest.CaptureFixture[str]) -> None:
-    from vlnorm_verl.cli import main
+    from vlnorm_verl.launch.cli import main
 
     # what verl's own validate_config (part of the whole check) needs on top of its defaults, and a GRPO group
     run = [

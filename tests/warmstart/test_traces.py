@@ -9,9 +9,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from vlnorm_verl.tasks.countdown_expr import parse_expression
-from vlnorm_verl.tasks.countdown_generator import GeneratorSpec, generate_instances
-from vlnorm_verl.tasks.countdown_reward import score_countdown
+from vlnorm_verl.tasks.countdown.expr import parse_expression
+from vlnorm_verl.tasks.countdown.generator import GeneratorSpec, generate_instances
+from vlnorm_verl.tasks.countdown.reward import score_countdown
 from vlnorm_verl.warmstart.traces import rejected_try, response
 
 TRY = re.compile(r"([^=]+) = (-?\d+) no\.")
@@ -49,7 +49,7 @@ def test_response_scores_one_and_its_trace_length_is_drawn_per_row(instances) ->
 
 
 def test_target_lengths_span_three_fold_between_p10_and_p90(instances) -> None:
-    from vlnorm_verl.tiny_tokenizer import build_tokenizer
+    from vlnorm_verl.cpu.tiny_tokenizer import build_tokenizer
 
     tok = build_tokenizer()
     lengths = [

@@ -19,7 +19,7 @@ SETTINGS = WarmStartSettings(steps=6, batch_size=8, lr=3e-3)
 def train_parquet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("data") / "countdown"
     subprocess.run(
-        [sys.executable, "-m", "vlnorm_verl.cli", "prepare-data", "countdown", "--out", str(out),
+        [sys.executable, "-m", "vlnorm_verl.launch.cli", "prepare-data", "countdown", "--out", str(out),
          "--train-size", "16", "--test-size", "4", "--four-fraction", "0", "--no-progress"],
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
@@ -37,7 +37,7 @@ def test_verl_sft_trainer_lowers_the_loss_and_writes_a_hugging_face_model(warmed
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from vlnorm_verl.tiny_tokenizer import build_tokenizer
+    from vlnorm_verl.cpu.tiny_tokenizer import build_tokenizer
 
     result, cache, lines = warmed
     assert not result.cached and result.steps == SETTINGS.steps

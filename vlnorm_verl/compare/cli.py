@@ -181,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (the package's console script calls :func:`run` through ``vlnorm_verl.cli``)."""
+    """Stand-alone entry (the package's console script calls :func:`run` through ``vlnorm_verl.launch.cli``)."""
     parser = argparse.ArgumentParser(prog=PROG)
     add_arguments(parser)
     return run(parser.parse_args(argv))

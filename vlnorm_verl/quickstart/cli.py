@@ -32,9 +32,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from vlnorm_verl.compare.jsonl_reader import read_jsonl
+from vlnorm_verl.extension.settings import EXIT_INVALID
 from vlnorm_verl.quickstart.processes import Child, stale_ray_processes
 from vlnorm_verl.quickstart.report import length_percentiles
-from vlnorm_verl.settings import EXIT_INVALID
 
 ACCEPTS_EXTRA_ARGS = True
 EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
@@ -122,7 +122,7 @@ class Arm:
 
 def arm_command(recipe: str, model: Path, steps: int, runs_dir: Path, extra: list[str]) -> list[str]:
     return [
-        sys.executable, "-m", "vlnorm_verl.cli", "train", recipe, "cluster=cpu", "model=tiny",
+        sys.executable, "-m", "vlnorm_verl.launch.cli", "train", recipe, "cluster=cpu", "model=tiny",
         f"actor_rollout_ref.model.path={model}", *RUN_SETTINGS, f"trainer.total_training_steps={steps}",
         f"trainer.save_freq={steps}", f"trainer.experiment_name={recipe}",
         f"trainer.rollout_data_dir={rollout_dir(runs_dir, recipe)}", *extra,

@@ -8,8 +8,10 @@ Row schema (what ``verl.utils.dataset.rl_dataset.RLHFDataset`` and the reward ma
     reward_model: struct<style: "rule", ground_truth: …>
     extra_info  : struct<split: string, index: int64, …>
 
-``ground_truth`` is ``struct<target: int64, numbers: list<int64>>`` for CountDown and a string for math.
-Every file of one task uses the same Arrow schema, so verl can concatenate several validation files.
+The task supplies the type of ``ground_truth`` and its own ``extra_info`` fields
+(:attr:`vlnorm_verl.tasks.base.Task.row_types`; e.g. ``struct<target: int64, numbers: list<int64>>`` for CountDown,
+a string for math); :func:`rl_schema` builds the full schema. Every file of one task uses the same Arrow schema, so
+verl can concatenate several validation files.
 
 Writes go to a temporary file in the destination directory, are flushed and fsynced, and then renamed over the
 destination with ``os.replace`` — a reader never sees a partial file and an interrupted run leaves the old file.
@@ -21,48 +23,30 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+if TYPE_CHECKING:
+    from vlnorm_verl.tasks.base import Task
+
 _PROMPT = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 
-COUNTDOWN_SCHEMA = pa.schema(
-    [
-        ("data_source", pa.string()),
-        ("prompt", _PROMPT),
-        ("ability", pa.string()),
-        (
-            "reward_model",
-            pa.struct(
-                [
-                    ("style", pa.string()),
-                    ("ground_truth", pa.struct([("target", pa.int64()), ("numbers", pa.list_(pa.int64()))])),
-                ]
-            ),
-        ),
-        (
-            "extra_info",
-            pa.struct([("split", pa.string()), ("index", pa.int64()), ("solution", pa.string())]),
-        ),
-    ]
-)
 
-MATH_SCHEMA = pa.schema(
-    [
-        ("data_source", pa.string()),
-        ("prompt", _PROMPT),
-        ("ability", pa.string()),
-        ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", pa.string())])),
-        (
-            "extra_info",
-            pa.struct(
-                [("split", pa.string()), ("index", pa.int64()), ("question", pa.string()), ("smoke", pa.bool_())]
-            ),
-        ),
-    ]
-)
+def rl_schema(task: Task) -> pa.Schema:
+    """The Arrow schema of ``task``'s rows: the RLHF columns, with the task's ground-truth and extra-info types."""
+    types = task.row_types()
+    return pa.schema(
+        [
+            ("data_source", pa.string()),
+            ("prompt", _PROMPT),
+            ("ability", pa.string()),
+            ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", types.ground_truth)])),
+            ("extra_info", pa.struct([("split", pa.string()), ("index", pa.int64()), *types.extra_info])),
+        ]
+    )
+
 
 REQUIRED_COLUMNS = ("data_source", "prompt", "ability", "reward_model", "extra_info")
 

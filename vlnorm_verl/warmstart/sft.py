@@ -29,8 +29,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vlnorm_verl.compare.jsonl_reader import read_jsonl
+from vlnorm_verl.cpu.tiny_model import TinyModelSpec, content_hash, create_model_dir, write_atomically
 from vlnorm_verl.tasks import COUNTDOWN_SOURCE
-from vlnorm_verl.tiny_model import TinyModelSpec, content_hash, create_model_dir, write_atomically
 from vlnorm_verl.warmstart.traces import response
 
 TINY_GROUP = Path(__file__).resolve().parents[1] / "configs" / "model" / "tiny.yaml"
@@ -157,7 +157,7 @@ def warm_start(
     timeout_s: float = 1800,
 ) -> WarmStart:
     """The warm-started model directory for the rows of ``train_parquet`` (trained now, or from the cache)."""
-    from vlnorm_verl.tiny_tokenizer import build_tokenizer
+    from vlnorm_verl.cpu.tiny_tokenizer import build_tokenizer
 
     cache_dir = Path(cache_dir)
     convs = conversations(Path(train_parquet), settings.max_tries)

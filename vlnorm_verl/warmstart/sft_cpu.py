@@ -2,7 +2,7 @@
 
 verl's entry point (``python -m verl.trainer.sft_trainer`` under ``torchrun``) starts its process group with the
 backend string ``"cpu:gloo,<device>:<backend>"``, which torch rejects when the device is the CPU. This entry
-starts a plain single-rank ``gloo`` group on loopback (:func:`vlnorm_verl.cpu_platform.init_process_group`) and
+starts a plain single-rank ``gloo`` group on loopback (:func:`vlnorm_verl.cpu.platform.init_process_group`) and
 then runs verl's ``SFTTrainer`` unchanged, composed from verl's ``sft_trainer_engine`` config with the caller's
 overrides (``trainer.device=cpu``, ``engine.strategy=fsdp2`` and fp32 are set here; the caller's win). It
 selects the project's CPU platform (``VERL_PLATFORM=cpu``) when the environment has not.
@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from vlnorm_verl import cpu_platform
+from vlnorm_verl.cpu import platform as cpu_platform
 
 CPU_DEFAULTS = ("trainer.device=cpu", "engine.strategy=fsdp2", "engine.model_dtype=fp32")
 
