@@ -132,6 +132,9 @@ def _overrides(recipe: str, dump_dir: Path) -> list[str]:
         "trainer.save_freq=-1",
         f"data.max_response_length={_cap(method)}",
         f"trainer.rollout_data_dir={dump_dir}",
+        # the whole batch (4 prompts x n=4 on 1 rank) in one micro-batch: batch-scope VL Norm reports its weights'
+        # statistics per micro-batch (no engine hook), so they are the batch's and alpha is read off them exactly
+        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=16",
         *_toy_reward("parity_on_odd_prompts" if task == "countdown" else "math_planted"),
         *(_length_probe(_cap(method)) if _probes_lengths(method) else []),
     ]

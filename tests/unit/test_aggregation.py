@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import mpmath
@@ -11,12 +12,14 @@ from closed_forms import vl_norm_variance
 
 from vlnorm_verl.aggregation import (
     AGGREGATIONS,
+    HOST_PYTHON_MAX_ROWS,
     WeightSums,
     aggregation_weights,
     batch_scope_advantage_scale,
     dapo_norm_weights,
     drgrpo_norm_weights,
     grpo_norm_weights,
+    response_lengths,
     variance_under_length_model,
     vl_norm_weights,
     weight_stats,
@@ -162,3 +165,32 @@ def test_weight_sums_merge_across_chunks() -> None:
     assert whole.weight_max == pytest.approx(float(u.max() / u.mean()))
     assert whole.length_cv == pytest.approx(float(valid.std(unbiased=False) / valid.mean()))
     assert math.isclose(weight_stats(torch.full((5,), 7.0), 1.0).ess_fraction, 1.0)
+
+
+def test_weight_sums_of_a_large_set_equal_the_independent_definitions() -> None:
+    """Above HOST_PYTHON_MAX_ROWS the sums are taken in numpy; both ways give the definitions' values."""
+    lengths = random_lengths(HOST_PYTHON_MAX_ROWS + 100, 8, zeros=9)
+    big = WeightSums.from_lengths(lengths, 0.6)
+    halves = [WeightSums.from_lengths(part, 0.6) for part in lengths.split(HOST_PYTHON_MAX_ROWS // 2 + 50)]
+    valid = lengths[lengths > 0]
+    u = valid**-0.6
+    expected = (len(valid), u.sum(), (u * u).sum(), u.min(), u.max(), valid.sum(), (valid * valid).sum())
+    for got, want in zip(dataclasses.astuple(big), expected, strict=True):
+        assert got == pytest.approx(float(want), rel=1e-12)
+    assert big.count == sum(h.count for h in halves)
+    assert big.sum_u == pytest.approx(sum(h.sum_u for h in halves), rel=1e-12)
+    assert big.min_u == pytest.approx(min(h.min_u for h in halves), rel=1e-12)
+    assert big.max_u == pytest.approx(max(h.max_u for h in halves), rel=1e-12)
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        WeightSums.from_lengths(torch.cat([lengths, torch.tensor([-1.0])]), 0.6)
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        WeightSums.from_lengths(torch.tensor([3.0, math.inf]), 0.6)
+
+
+def test_response_lengths_of_a_jagged_mask_equal_the_padded_ones() -> None:
+    rows = [torch.ones(5), torch.zeros(3), torch.tensor([1.0, 1.0, 0.0, 1.0]), torch.ones(1)]
+    padded = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True)
+    jagged = torch.nested.as_nested_tensor(rows, layout=torch.jagged)
+    assert response_lengths(padded).tolist() == [5.0, 0.0, 3.0, 1.0]
+    assert response_lengths(jagged).tolist() == [5.0, 0.0, 3.0, 1.0]
+    assert response_lengths(jagged).dtype == torch.float64

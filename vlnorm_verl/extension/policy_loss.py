@@ -54,13 +54,16 @@ def compute_policy_loss_vl_norm(
         raise VLNormConfigError(
             "actor_rollout_ref.actor.loss_scale_factor is null; set it to ${data.max_response_length} for VL Norm"
         )
-    lengths = response_lengths(response_mask)
+    # one host copy of the micro-batch's lengths: a handful of Python operations on it cost less than the
+    # small-tensor operations they replace (the benchmark in bench/bench_core.py)
+    lengths = response_lengths(response_mask).tolist()
     if scope == "batch":
         # the advantages carry w_i already; the term is verl's seq-mean-token-sum-norm, sum_i S_i / (G * M) with G
         # the rows of the global mini-batch, taken as one token-sum times 1/(G M) (the same value, one reduction)
-        rows = (getattr(config, "global_batch_info", None) or {}).get("global_batch_size") or int((lengths > 0).sum())
+        rows = (getattr(config, "global_batch_info", None) or {}).get("global_batch_size")
+        rows = rows or sum(1 for length in lengths if length > 0)
         advantages_in, loss_scale = advantages, 1.0 / (max(int(rows), 1) * float(max_length))
-        sums = WeightSums.from_lengths(lengths, alpha)  # diagnostics over this micro-batch
+        sums = WeightSums.from_values(lengths, alpha)  # diagnostics over this micro-batch
     else:
         minibatch = current_minibatch()
         if minibatch is None:
@@ -72,8 +75,9 @@ def compute_policy_loss_vl_norm(
         # surrogate is positively homogeneous in A (max/min of -A*r terms), so scaling row i's advantages by
         # c_i >= 0 scales its per-token losses by c_i, clip fractions unchanged, with no extra op in the backward
         scale = 1.0 / (float(max_length) * max(minibatch.sum_u, 1e-300))
-        row_factor = torch.where(lengths > 0, lengths.clamp_min(1.0).pow(-alpha) * scale, 0.0)
-        advantages_in = advantages * row_factor.to(advantages.dtype).unsqueeze(-1)
+        factors = [length**-alpha * scale if length > 0 else 0.0 for length in lengths]
+        row_factor = torch.tensor(factors, dtype=advantages.dtype, device=advantages.device)
+        advantages_in = advantages * row_factor.unsqueeze(-1)
         loss_scale, sums = None, minibatch  # diagnostics over the whole mini-batch (all ranks)
     pg_loss, metrics = compute_policy_loss_vanilla(
         old_log_prob=old_log_prob,
