@@ -84,9 +84,9 @@ def bench_estimator(rows: int, width: int, group: int, repeats: int) -> None:
 
 def bench_loss(rows: int, width: int, repeats: int) -> None:
     from ppo_inputs import actor_config
+    from tensordict import TensorDict
     from verl.trainer.ppo.core_algos import get_policy_loss_fn
 
-    from vlnorm_verl.aggregation import WeightSums
     from vlnorm_verl.extension import engine_hook
 
     g = torch.Generator().manual_seed(1)
@@ -104,21 +104,23 @@ def bench_loss(rows: int, width: int, repeats: int) -> None:
         c.global_batch_info.update(info, loss_scale_factor=c.loss_scale_factor)
     vanilla = get_policy_loss_fn("vanilla")
     vl = get_policy_loss_fn("vl_norm")
-    stats = WeightSums.from_lengths(lengths.double().repeat(8), 1.0)
+    # the mini-batch the engine hook sees: this micro-batch 8 times; it scales the advantages once per mini-batch
+    minibatch = TensorDict({"response_mask": mask.repeat(8, 1), "advantages": adv.repeat(8, 1)}, batch_size=[8 * rows])
+    prepared, stats = engine_hook.prepare_minibatch(minibatch, mini_cfg)
+    scaled_adv = prepared["advantages"][:rows]
 
-    def step(fn, config, mode):
+    def step(fn, config, mode, advantages=adv):
         logp = base_logp.clone().requires_grad_(True)
-        loss, _ = fn(
-            old_log_prob=old, log_prob=logp, advantages=adv, response_mask=mask, loss_agg_mode=mode, config=config
-        )
+        inputs = {"old_log_prob": old, "log_prob": logp, "advantages": advantages, "response_mask": mask}
+        loss, _ = fn(**inputs, loss_agg_mode=mode, config=config)
         loss.backward()
 
     def hooked(config):
-        # as inside verl's FSDP engine with the VL Norm hook: mini-batch statistics are in context
+        # as inside verl's FSDP engine with the VL Norm hook: scaled advantages, mini-batch statistics in context
         def run():
             token = engine_hook._current_minibatch.set(stats)
             try:
-                step(vl, config, "token-mean")
+                step(vl, config, "token-mean", scaled_adv)
             finally:
                 engine_hook._current_minibatch.reset(token)
 
@@ -134,9 +136,9 @@ def bench_loss(rows: int, width: int, repeats: int) -> None:
     print(f"\n[policy loss fwd+bwd] micro-batch {rows} x {width} tokens, median of {repeats}")
     for name, t in times.items():
         print(f"  {name:<22s} {t * 1e3:9.2f} ms   ratio vs vanilla token-mean: {t / base:5.3f}x")
-    # the hook's once-per-mini-batch cost, against the loss over that mini-batch's 8 micro-batches
-    mini_mask = mask.repeat(8, 1)
-    hook = timeit(lambda: engine_hook.minibatch_weight_sums(mini_mask, 1.0), repeats)
+    # the hook's once-per-mini-batch cost (lengths, weight sums, scaled advantages), against the loss over that
+    # mini-batch's 8 micro-batches
+    hook = timeit(lambda: engine_hook.prepare_minibatch(minibatch, mini_cfg), repeats)
     print(
         f"  engine hook per mini-batch of {8 * rows} rows: {hook * 1e3:.3f} ms "
         f"= {hook / (8 * base):.3f}x of the mini-batch's vanilla loss time"

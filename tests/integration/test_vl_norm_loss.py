@@ -7,6 +7,8 @@ clipped surrogate (clip-higher, dual clip), and (sum of masked losses) / (rows *
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -118,9 +120,11 @@ def test_batch_scope_equals_the_authors_formulation(alpha: float, seed: int) -> 
 
 
 def test_minibatch_scope_loss_with_the_minibatch_sum() -> None:
-    """With the mini-batch statistics the engine hook provides, the micro-batch losses add up to
-    (1/M) sum_i L_i^-alpha S_i / sum_j L_j^-alpha over the mini-batch."""
-    from vlnorm_verl.aggregation import WeightSums
+    """With the mini-batch the engine hook prepares (advantages scaled once per mini-batch, its statistics in
+    context), the micro-batch losses add up to (1/M) sum_i L_i^-alpha S_i / sum_j L_j^-alpha over the mini-batch."""
+    from tensordict import TensorDict
+    from verl.workers.utils.losses import ppo_loss
+
     from vlnorm_verl.extension import engine_hook
 
     alpha = 0.75
@@ -129,18 +133,23 @@ def test_minibatch_scope_loss_with_the_minibatch_sum() -> None:
     config, cfg = actor_config(VL_NORM + [f"algorithm.vl_norm.alpha={alpha}", "algorithm.vl_norm.scope=minibatch"])
     adv = vl_norm_advantages(cfg, inputs, token_rewards, uids)
     base = grpo_reference(rewards, uids).unsqueeze(-1) * inputs.response_mask
-    assert torch.allclose(adv, base, atol=1e-6)  # minibatch scope leaves the advantages alone
+    assert torch.allclose(adv, base, atol=1e-6)  # minibatch scope leaves the estimator's advantages alone
 
     L = torch.tensor(lengths, dtype=torch.float64)
     pg = surrogate_reference(inputs.log_prob, inputs.old_log_prob, base)
     ref = ((pg * inputs.response_mask).sum(-1).double() * L**-alpha).sum() / ((L**-alpha).sum() * M)
 
-    token = engine_hook._current_minibatch.set(WeightSums.from_lengths(L, alpha))
+    data = TensorDict({"response_mask": inputs.response_mask, "advantages": adv}, batch_size=[len(lengths)])
+    assert engine_hook.minibatch_loss_config(functools.partial(ppo_loss, config=config)) is config
+    prepared, sums = engine_hook.prepare_minibatch(data, config)
+    rows = ([0, 1], [2, 3], [4, 5])
+    assert torch.equal(data["advantages"], adv)  # the engine's own mini-batch is left as it was (PPO epochs)
+    assert sums.count == len(lengths) and sums.sum_u == pytest.approx(float((L**-alpha).sum()), rel=1e-12)
+    token = engine_hook._current_minibatch.set(sums)
     try:
-        total = sum(
-            float(ppo_loss_call(config, subset(inputs, rows), advantages=adv[rows], global_batch_size=6)[0])
-            for rows in ([0, 1], [2, 3], [4, 5])
-        )
+        scaled = prepared["advantages"]
+        losses = [ppo_loss_call(config, subset(inputs, r), advantages=scaled[r], global_batch_size=6)[0] for r in rows]
+        total = sum(float(loss) for loss in losses)
     finally:
         engine_hook._current_minibatch.reset(token)
     assert total == pytest.approx(float(ref), rel=1e-5)

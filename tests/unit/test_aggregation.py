@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import mpmath
@@ -19,6 +18,7 @@ from vlnorm_verl.aggregation import (
     dapo_norm_weights,
     drgrpo_norm_weights,
     grpo_norm_weights,
+    minibatch_scope_row_factors,
     response_lengths,
     variance_under_length_model,
     vl_norm_weights,
@@ -175,7 +175,7 @@ def test_weight_sums_of_a_large_set_equal_the_independent_definitions() -> None:
     valid = lengths[lengths > 0]
     u = valid**-0.6
     expected = (len(valid), u.sum(), (u * u).sum(), u.min(), u.max(), valid.sum(), (valid * valid).sum())
-    for got, want in zip(dataclasses.astuple(big), expected, strict=True):
+    for got, want in zip(tuple(big), expected, strict=True):
         assert got == pytest.approx(float(want), rel=1e-12)
     assert big.count == sum(h.count for h in halves)
     assert big.sum_u == pytest.approx(sum(h.sum_u for h in halves), rel=1e-12)
@@ -193,4 +193,14 @@ def test_response_lengths_of_a_jagged_mask_equal_the_padded_ones() -> None:
     jagged = torch.nested.as_nested_tensor(rows, layout=torch.jagged)
     assert response_lengths(padded).tolist() == [5.0, 0.0, 3.0, 1.0]
     assert response_lengths(jagged).tolist() == [5.0, 0.0, 3.0, 1.0]
-    assert response_lengths(jagged).dtype == torch.float64
+    assert response_lengths(jagged).dtype == torch.int64
+    assert response_lengths(padded.bool()).tolist() == [5, 0, 3, 1]
+
+
+def test_minibatch_row_factors_are_vl_norm_weights_over_the_mini_batch() -> None:
+    lengths = random_lengths(24, 13, zeros=3)
+    for alpha in (0.0, 0.75, 1.0):
+        weight_sum = float((lengths[lengths > 0] ** -alpha).sum())
+        factors = minibatch_scope_row_factors(lengths, alpha, M, weight_sum)
+        assert torch.allclose(factors, vl_norm_weights(lengths, alpha, M), rtol=1e-12, atol=0)
+    assert torch.all(minibatch_scope_row_factors(torch.zeros(3), 1.0, M, 0.0) == 0)

@@ -163,3 +163,14 @@ def test_the_loss_config_target_is_the_stable_path() -> None:
     module, _, name = TARGET.rpartition(".")
     assert module == "vlnorm_verl.loss_config"
     assert getattr(importlib.import_module(module), name) is VLNormPolicyLossConfig
+
+
+def test_the_package_docstring_maps_every_top_level_entry_in_at_most_15_lines() -> None:
+    doc = vlnorm_verl.__doc__ or ""
+    assert len(doc.strip().splitlines()) <= 15
+    entries = {
+        p.name + ("/" if p.is_dir() else "")
+        for p in PACKAGE_DIR.iterdir()
+        if not p.name.startswith(("_", ".")) and (p.is_dir() or p.suffix == ".py")
+    }
+    assert entries and not {e for e in entries if e not in doc}, "add the new entry to the package docstring"

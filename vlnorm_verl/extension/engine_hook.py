@@ -1,19 +1,21 @@
-"""Mini-batch statistics for the VL Norm loss, from verl's FSDP engine.
+"""The mini-batch side of VL Norm's ``minibatch`` scope, in verl's FSDP engine.
 
-verl hands a policy-loss function one micro-batch at a time. VL Norm's ``minibatch`` scope needs
-D = sum_{j in mini-batch} L_j^-alpha over every micro-batch and data-parallel rank of the optimizer
-step, and the per-step diagnostics need the same set. verl's ``FSDPEngine.forward_backward_batch``
-is the one place that holds a rank's whole mini-batch with its data-parallel group (it all-reduces
-the mini-batch token count there). This module wraps that method: when the loss function is verl's
-``ppo_loss`` bound to a VL Norm actor config, it computes the rank's :class:`WeightSums`, all-reduces
-them over the data-parallel group, and exposes them to the loss through a context variable for the
-duration of the call. Every other call passes through untouched.
+verl hands a policy-loss function one micro-batch at a time. The ``minibatch`` scope weighs row i of an
+optimizer mini-batch by c_i = L_i^-alpha / (M D), D = sum_{j in mini-batch} L_j^-alpha over every micro-batch
+and data-parallel rank of the step. verl's ``FSDPEngine.forward_backward_batch`` is the one place that holds a
+rank's whole mini-batch with its data-parallel group (it all-reduces the mini-batch token count there). This
+module wraps that method: when the loss function is verl's ``ppo_loss`` bound to a VL Norm actor config with
+``scope=minibatch``, it computes the rank's :class:`WeightSums` (vectorised, once per mini-batch), all-reduces
+them over the data-parallel group, hands the engine a shallow copy of the mini-batch whose advantages carry
+c_i (:func:`prepare_minibatch`; the clipped surrogate is positively homogeneous in A, so this scales row i's
+per-token losses by c_i), and exposes the sums to the loss (its diagnostics) through a context variable for
+the duration of the call. The loss then only sums. Every other call passes through untouched.
 
 The wrapped method is verl-internal, so the wrap is guarded: verl's version must be in
-:data:`vlnorm_verl.extension.verl_compat.SUPPORTED_VERL` and the method's signature must be the one this code was
-written against;
-otherwise :func:`install` raises. Only ``scope=minibatch`` installs it (from the worker-side loss config); a
-``batch``-scope run leaves verl's engine untouched and pays nothing. ``tests/integration`` pins the contract.
+:data:`vlnorm_verl.extension.verl_compat.SUPPORTED_VERL` and the method's signature must be the one this code
+was written against; otherwise :func:`install` raises. Only ``scope=minibatch`` installs it (from the
+worker-side loss config); a ``batch``-scope run leaves verl's engine untouched and pays nothing.
+``tests/integration`` pins the contract.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 
 import torch
 
-from vlnorm_verl.aggregation import WeightSums, response_lengths
+from vlnorm_verl.aggregation import WeightSums, minibatch_scope_row_factors, response_lengths
 from vlnorm_verl.extension.settings import LOSS_MODE, VLNormConfigError
 from vlnorm_verl.extension.verl_compat import INSTALL_SUPPORTED_VERL
 from vlnorm_verl.extension.verl_compat import check_verl_version as check_verl_version_in_range
@@ -43,7 +45,8 @@ class UnsupportedEngineError(VLNormConfigError):
 
 
 def current_minibatch() -> WeightSums | None:
-    """The all-reduced weight sums of the mini-batch being processed, or None outside the hook."""
+    """The all-reduced weight sums of the mini-batch being processed (its advantages scaled by
+    :func:`prepare_minibatch`), or None outside the hook."""
     return _current_minibatch.get()
 
 
@@ -78,21 +81,23 @@ def check_engine_contract(engine_cls: type | None = None) -> None:
         )
 
 
-def vl_norm_alpha_of(loss_function: Any) -> float | None:
-    """alpha if `loss_function` is a partial bound to an actor config using the VL Norm loss, else None."""
+def minibatch_loss_config(loss_function: Any) -> Any | None:
+    """The actor config bound to `loss_function` (a partial of verl's ``ppo_loss``) when it selects the VL Norm
+    loss with ``scope=minibatch`` and a set M (``loss_scale_factor``), else None."""
     config = (
         getattr(loss_function, "keywords", {}).get("config") if isinstance(loss_function, functools.partial) else None
     )
     policy_loss = getattr(config, "policy_loss", None)
-    if policy_loss is None or getattr(policy_loss, "loss_mode", None) != LOSS_MODE:
+    if getattr(policy_loss, "loss_mode", None) != LOSS_MODE or getattr(policy_loss, "scope", None) != "minibatch":
         return None
-    alpha = getattr(policy_loss, "alpha", None)
-    return None if alpha is None else float(alpha)
+    if getattr(policy_loss, "alpha", None) is None or getattr(config, "loss_scale_factor", None) is None:
+        return None  # the loss raises the error that names the setting
+    return config
 
 
-def minibatch_weight_sums(response_mask: torch.Tensor, alpha: float, group=None) -> WeightSums:
-    """WeightSums of this rank's rows, merged over the data-parallel `group` (if distributed)."""
-    local = WeightSums.from_lengths(response_lengths(response_mask), alpha).to_tensor()
+def minibatch_weight_sums(lengths: torch.Tensor, alpha: float, group=None) -> WeightSums:
+    """WeightSums of this rank's rows (lengths L_i), merged over the data-parallel `group` (if distributed)."""
+    local = WeightSums.from_lengths(lengths, alpha).to_tensor()
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         device = _collective_device(group)
         sums = local[[0, 1, 2, 5, 6]].to(device)
@@ -102,6 +107,23 @@ def minibatch_weight_sums(response_mask: torch.Tensor, alpha: float, group=None)
         sums, extrema = sums.cpu(), extrema.cpu()
         local = torch.stack([sums[0], sums[1], sums[2], extrema[0], extrema[1], sums[3], sums[4]])
     return WeightSums.from_tensor(local)
+
+
+def prepare_minibatch(data: Any, config: Any, group=None) -> tuple[Any, WeightSums]:
+    """(a shallow copy of the mini-batch `data` whose ``advantages`` rows carry c_i, the mini-batch's sums).
+
+    `data` is the engine's TensorDict (``response_mask`` and ``advantages`` padded or jagged); `config` the actor
+    config (:func:`minibatch_loss_config`). The input is not modified: with several PPO epochs verl hands the
+    same mini-batch again.
+    """
+    alpha = float(config.policy_loss.alpha)
+    lengths = response_lengths(data["response_mask"])
+    sums = minibatch_weight_sums(lengths, alpha, group)
+    advantages = data["advantages"]
+    factors = minibatch_scope_row_factors(lengths, alpha, float(config.loss_scale_factor), sums.sum_u)
+    scaled = data.clone(recurse=False)
+    scaled["advantages"] = advantages * factors.to(advantages.device, advantages.dtype).unsqueeze(-1)
+    return scaled, sums
 
 
 def _collective_device(group) -> torch.device:
@@ -121,10 +143,10 @@ def _collective_device(group) -> torch.device:
 def _wrap(original):
     @functools.wraps(original)
     def forward_backward_batch(self, data, loss_function, forward_only=False):
-        alpha = None if forward_only else vl_norm_alpha_of(loss_function)
-        if alpha is None:
+        config = None if forward_only else minibatch_loss_config(loss_function)
+        if config is None:
             return original(self, data, loss_function, forward_only)
-        sums = minibatch_weight_sums(data["response_mask"], alpha, group=self.get_data_parallel_group())
+        data, sums = prepare_minibatch(data, config, group=self.get_data_parallel_group())
         token = _current_minibatch.set(sums)
         try:
             return original(self, data, loss_function, forward_only)

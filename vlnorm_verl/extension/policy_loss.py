@@ -10,10 +10,10 @@ before, so a KL penalty keeps its scale. M = ``actor.loss_scale_factor`` (= data
   with G the rows of the optimizer mini-batch (``global_batch_info``), the authors' released formulation,
   computed as verl's ``token-sum`` times 1/(G M).
 * scope ``minibatch``: loss = (1/M) sum_i L_i^-alpha S_i / D with D = sum_{j in mini-batch} L_j^-alpha
-  over all micro-batches and data-parallel ranks (from :mod:`vlnorm_verl.extension.engine_hook`). Each row's
-  factor c_i = L_i^-alpha / (M D) scales its advantages (the clipped surrogate is positively homogeneous in A,
-  so this scales its per-token losses), which verl then sums (``token-sum``, times dp_size since FSDP averages
-  gradients over ranks).
+  over all micro-batches and data-parallel ranks. The engine hook (:mod:`vlnorm_verl.extension.engine_hook`)
+  has scaled each row's advantages by c_i = L_i^-alpha / (M D) once per mini-batch (the clipped surrogate is
+  positively homogeneous in A, so this scales its per-token losses); the loss is verl's ``token-sum`` of them
+  (times dp_size, since FSDP averages gradients over ranks).
 
 Both report, next to verl's metrics, the weights' statistics over the normalisation set
 (``actor/vl_norm/*``: effective-sample-size fraction, min/max weight relative to the mean, mean
@@ -54,35 +54,27 @@ def compute_policy_loss_vl_norm(
         raise VLNormConfigError(
             "actor_rollout_ref.actor.loss_scale_factor is null; set it to ${data.max_response_length} for VL Norm"
         )
-    # one host copy of the micro-batch's lengths: a handful of Python operations on it cost less than the
-    # small-tensor operations they replace (the benchmark in bench/bench_core.py)
-    lengths = response_lengths(response_mask).tolist()
     if scope == "batch":
         # the advantages carry w_i already; the term is verl's seq-mean-token-sum-norm, sum_i S_i / (G * M) with G
         # the rows of the global mini-batch, taken as one token-sum times 1/(G M) (the same value, one reduction)
+        lengths = response_lengths(response_mask).tolist()  # one host copy: the diagnostics are a few Python ops
         rows = (getattr(config, "global_batch_info", None) or {}).get("global_batch_size")
         rows = rows or sum(1 for length in lengths if length > 0)
-        advantages_in, loss_scale = advantages, 1.0 / (max(int(rows), 1) * float(max_length))
+        loss_scale = 1.0 / (max(int(rows), 1) * float(max_length))
         sums = WeightSums.from_values(lengths, alpha)  # diagnostics over this micro-batch
     else:
-        minibatch = current_minibatch()
-        if minibatch is None:
+        sums = current_minibatch()  # diagnostics over the whole mini-batch (all ranks)
+        if sums is None:
             raise VLNormConfigError(
                 "VL Norm scope=minibatch needs verl's FSDP engine (actor strategy fsdp/fsdp2, verl 0.9.x) so the "
                 "mini-batch sum of L^-alpha is known; this engine did not provide it. Use algorithm.vl_norm.scope=batch"
             )
-        # c_i = L_i^-alpha / (M * D), 0 for empty rows (an all-empty mini-batch, D = 0, gives no 0/0). The clipped
-        # surrogate is positively homogeneous in A (max/min of -A*r terms), so scaling row i's advantages by
-        # c_i >= 0 scales its per-token losses by c_i, clip fractions unchanged, with no extra op in the backward
-        scale = 1.0 / (float(max_length) * max(minibatch.sum_u, 1e-300))
-        factors = [length**-alpha * scale if length > 0 else 0.0 for length in lengths]
-        row_factor = torch.tensor(factors, dtype=advantages.dtype, device=advantages.device)
-        advantages_in = advantages * row_factor.unsqueeze(-1)
-        loss_scale, sums = None, minibatch  # diagnostics over the whole mini-batch (all ranks)
+        # the engine hook has scaled row i's advantages by c_i = L_i^-alpha / (M D) over the mini-batch
+        loss_scale = None
     pg_loss, metrics = compute_policy_loss_vanilla(
         old_log_prob=old_log_prob,
         log_prob=log_prob,
-        advantages=advantages_in,
+        advantages=advantages,
         response_mask=response_mask,
         loss_agg_mode="token-sum",
         config=config,
