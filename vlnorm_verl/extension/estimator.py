@@ -6,9 +6,9 @@ rollout batch, then
 
 * scope ``batch``: multiplies each response's advantages by w_i = L_i^-alpha / mean_j L_j^-alpha
   (mean over the batch's non-empty responses), the authors' released formulation; the ``vl_norm``
-  policy loss then divides the summed loss by rows * M.
-* scope ``minibatch``: returns the base advantages unchanged; the ``vl_norm`` policy loss applies
-  L_i^-alpha / sum_{mini-batch} L_j^-alpha per optimizer step.
+  policy loss then divides the summed loss by the mini-batch's rows * M.
+* scope ``minibatch``: returns the base advantages unchanged; the engine hook scales them by
+  L_i^-alpha / (M sum_{mini-batch} L_j^-alpha) per optimizer step (:mod:`vlnorm_verl.extension.engine_hook`).
 
 The weights are applied in place to the base estimator's fresh output; estimators that return
 the same tensor as advantages and returns (the GRPO family) therefore return re-weighted returns
