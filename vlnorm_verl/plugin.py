@@ -26,10 +26,10 @@ from vlnorm_verl.cpu.rollout import backend
 from vlnorm_verl.extension.estimator import compute_vl_norm_advantage
 from vlnorm_verl.extension.overlong_filter import compute_overlong_filter_advantage
 from vlnorm_verl.extension.policy_loss import compute_policy_loss_vl_norm
-from vlnorm_verl.extension.registry import is_registered, register_estimator
+from vlnorm_verl.extension.registry import register_estimator
 from vlnorm_verl.extension.settings import ESTIMATOR_NAME, LOSS_MODE, OVERLONG_FILTER_ESTIMATOR
 
-__all__ = ["is_registered", "register"]
+__all__ = ["register"]
 
 
 def register() -> None:

@@ -5,6 +5,7 @@ naming the setting when the name is unknown, is one of this package's wrappers t
 inputs verl passes only to its own branch for that estimator (critic values for ``gae``).
 :func:`call_base_estimator` calls it with the arguments verl would give it, plus
 ``algorithm.norm_adv_by_std_in_grpo`` for estimators that take it (so Dr. GRPO works as a base).
+:func:`trainer_config` reaches the whole trainer config from the ``algorithm`` node verl hands an estimator.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import DictConfig
 from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, get_adv_estimator_fn
 
 from vlnorm_verl.extension.settings import ESTIMATOR_NAME as VL_NORM
@@ -82,3 +84,16 @@ def call_base_estimator(
     if not accepts_any:
         call = {k: v for k, v in call.items() if k in params}
     return fn(**call)
+
+
+def trainer_config(algorithm_config: Any) -> DictConfig | None:
+    """The whole trainer DictConfig that the ``algorithm`` node verl hands an estimator belongs to, or None (not a
+    DictConfig, or omegaconf's internals changed: callers then fall back to what the node itself holds)."""
+    try:
+        if isinstance(algorithm_config, DictConfig):
+            root = algorithm_config._get_root()
+            if isinstance(root, DictConfig):
+                return root
+    except Exception:  # noqa: BLE001 - a private omegaconf method: any failure means "not reachable"
+        return None
+    return None

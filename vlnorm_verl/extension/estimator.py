@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from vlnorm_verl.aggregation import batch_scope_advantage_scale, response_lengths, weight_stats
-from vlnorm_verl.extension.base_estimator import call_base_estimator
+from vlnorm_verl.extension.base_estimator import call_base_estimator, trainer_config
 from vlnorm_verl.extension.settings import VLNormConfigError, VLNormSettings
 from vlnorm_verl.extension.startup_check import check_config
 
@@ -35,27 +35,13 @@ logger = logging.getLogger(__name__)
 _checked_once = False
 
 
-def _root_config(config: Any) -> Any | None:
-    """The whole trainer DictConfig when `config` is its ``algorithm`` node, else None."""
-    try:
-        from omegaconf import DictConfig
-
-        if isinstance(config, DictConfig):
-            root = config._get_root()
-            if isinstance(root, DictConfig) and "actor_rollout_ref" in root and "data" in root:
-                return root
-    except Exception:  # noqa: BLE001 - omegaconf internals changed: fall back to the local check
-        return None
-    return None
-
-
 def _settings_with_startup_check(config: Any) -> VLNormSettings:
     global _checked_once
     if config is None:
         raise VLNormConfigError("the vl_norm estimator needs the algorithm config (verl passes it)")
     if not _checked_once:
-        root = _root_config(config)
-        if root is not None:
+        root = trainer_config(config)
+        if root is not None and "actor_rollout_ref" in root and "data" in root:
             check_config(root)
         else:
             logger.warning(

@@ -94,16 +94,8 @@ def truncated_rows(response_mask: torch.Tensor, max_response_length: int) -> tor
 
 def _root_max_response_length(config: Any) -> Any:
     """``data.max_response_length`` of the whole trainer config when `config` is its ``algorithm`` node."""
-    try:
-        from omegaconf import DictConfig
-
-        if isinstance(config, DictConfig):
-            root = config._get_root()
-            if isinstance(root, DictConfig) and "data" in root:
-                return root.data.get("max_response_length", None)
-    except Exception:  # noqa: BLE001 - omegaconf internals changed: the setting must then be explicit
-        return None
-    return None
+    root = base_estimator.trainer_config(config)
+    return root.data.get("max_response_length", None) if root is not None and "data" in root else None
 
 
 def check_base_estimator(name: str) -> Any:

@@ -58,10 +58,10 @@ def compute_policy_loss_vl_norm(
         # the advantages carry w_i already; the term is verl's seq-mean-token-sum-norm, sum_i S_i / (G * M) with G
         # the rows of the global mini-batch, taken as one token-sum times 1/(G M) (the same value, one reduction)
         lengths = response_lengths(response_mask).tolist()  # one host copy: the diagnostics are a few Python ops
-        rows = (getattr(config, "global_batch_info", None) or {}).get("global_batch_size")
-        rows = rows or sum(1 for length in lengths if length > 0)
-        loss_scale = 1.0 / (max(int(rows), 1) * float(max_length))
         sums = WeightSums.from_values(lengths, alpha)  # diagnostics over this micro-batch
+        # G: verl's global mini-batch rows; without them (one rank, no engine) the micro-batch's non-empty rows
+        rows = (getattr(config, "global_batch_info", None) or {}).get("global_batch_size") or sums.count
+        loss_scale = 1.0 / (max(int(rows), 1) * float(max_length))
     else:
         sums = current_minibatch()  # diagnostics over the whole mini-batch (all ranks)
         if sums is None:

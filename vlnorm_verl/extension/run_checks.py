@@ -40,7 +40,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from vlnorm_verl.extension.settings import ESTIMATOR_NAME as VL_NORM_ESTIMATOR
-from vlnorm_verl.extension.settings import VLNormConfigError
+from vlnorm_verl.extension.settings import OVERLONG_FILTER_ESTIMATOR, VLNormConfigError
 
 CLIP_KEY = "actor_rollout_ref.actor.optim.clip_grad"
 LEGACY_CLIP_KEY = "actor_rollout_ref.actor.grad_clip"
@@ -49,7 +49,7 @@ OUR_REWARD_KEYS = ("score", "acc")
 #: verl estimators whose baseline comes from the other responses of the same prompt (verl's core_algos)
 GROUP_ESTIMATORS = ("grpo", "grpo_passk", "grpo_vectorized", "rloo", "rloo_vectorized", "opo")
 #: wrapping estimators of this package -> the section naming the estimator they wrap
-WRAPPERS = {VL_NORM_ESTIMATOR: "vl_norm", "overlong_filter": "overlong_filter"}
+WRAPPERS = {VL_NORM_ESTIMATOR: "vl_norm", OVERLONG_FILTER_ESTIMATOR: "overlong_filter"}
 SINGLE_TURN_AGENT = "single_turn_agent"
 
 
