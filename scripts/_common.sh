@@ -9,6 +9,8 @@
 #   VLNORM_NNODES        trainer.nnodes [the recipe's: 1]
 #   VLNORM_GPUS_PER_NODE trainer.n_gpus_per_node [the recipe's: 4]
 #   DRY_RUN              1 = check and print the resolved config, do not train [0]; same as --dry-run
+#
+# Every script that sources this file answers -h / --help (among its arguments) with its header comment.
 
 PYTHON="${VLNORM_PYTHON:-python3}"
 export VLNORM_DATA_DIR="${VLNORM_DATA_DIR:-$PWD/data}"
@@ -51,3 +53,16 @@ die() {
     echo "$(basename "$0"): $*" >&2
     exit 2
 }
+
+# print_help SCRIPT : the script's header comment (after the shebang, without #SBATCH and shellcheck lines)
+print_help() {
+    sed -n '2,/^[^#]/p' "$1" | grep '^#' | grep -v '^#SBATCH\|^# shellcheck' | sed 's/^# \{0,1\}//'
+}
+
+for _arg in "$@"; do
+    if [[ "$_arg" == "-h" || "$_arg" == "--help" ]]; then
+        print_help "$0"
+        exit 0
+    fi
+done
+unset _arg

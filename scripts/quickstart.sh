@@ -33,6 +33,10 @@
 #   GPU_DRY_RUN [0]                  1: check and print the two GPU runs' configs (`train --dry-run`), no training
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then   # this header, then exit
+    sed -n '2,/^[^#]/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'
+    exit 0
+fi
 
 VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
-# Run every recipe of a suite in turn (SPEC §3), each as its own run.
+# Run every recipe of a suite in turn, each as its own run.
 #
 # Usage: scripts/reproduce.sh dapo|aggregation|all [hydra overrides...] [--dry-run]
 #   dapo:        <task>_dapo_{overlong_filter,soft_punish,plain,vlnorm}

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Install the project into a virtual environment (created if missing) and run the test suite.
-# Usage: bash scripts/test.sh [pytest args...]
+# Usage: bash scripts/test.sh [pytest args...]      (-h, --help: this text; pytest's own: .venv/bin/pytest --help)
 # Env: VENV (default .venv), PYTHON (default python3), TORCH_SPEC (default torch==2.13.0, a CPU build here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then   # this header, then exit
+    sed -n '2,/^[^#]/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'
+    exit 0
+fi
 VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"

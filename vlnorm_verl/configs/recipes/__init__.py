@@ -1,1 +1,4 @@
-"""The paper's runs as Hydra primary configs (one YAML per recipe); see the README, section "Recipes"."""
+"""The paper's runs as Hydra primary configs: one short experiment file per recipe on ``configs/paper_run.yaml``.
+
+See docs/recipes.md.
+"""
