@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash source-path=SCRIPTDIR
 # Shared settings for the scripts in this folder (sourced, not run).
 #
 # Environment (defaults in brackets):
@@ -54,10 +54,8 @@ die() {
     exit 2
 }
 
-# print_help SCRIPT : the script's header comment (after the shebang, without #SBATCH and shellcheck lines)
-print_help() {
-    sed -n '2,/^[^#]/p' "$1" | grep '^#' | grep -v '^#SBATCH\|^# shellcheck' | sed 's/^# \{0,1\}//'
-}
+# shellcheck source=_help.sh
+source "$(dirname "${BASH_SOURCE[0]}")/_help.sh"
 
 for _arg in "$@"; do
     if [[ "$_arg" == "-h" || "$_arg" == "--help" ]]; then

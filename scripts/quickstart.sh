@@ -33,8 +33,10 @@
 #   GPU_DRY_RUN [0]                  1: check and print the two GPU runs' configs (`train --dry-run`), no training
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/_help.sh
+source scripts/_help.sh
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then   # this header, then exit
-    sed -n '2,/^[^#]/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'
+    print_help "$0"
     exit 0
 fi
 

@@ -4,8 +4,10 @@
 # Env: VENV (default .venv), PYTHON (default python3), TORCH_SPEC (default torch==2.13.0, a CPU build here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/_help.sh
+source scripts/_help.sh
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then   # this header, then exit
-    sed -n '2,/^[^#]/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'
+    print_help "$0"
     exit 0
 fi
 VENV="${VENV:-.venv}"

@@ -39,8 +39,7 @@ def readme_commands(text: str) -> list[str]:
     commands = []
     for block in bash_blocks(text):
         for line in block.replace("\\\n", " ").splitlines():
-            words = shlex.split(line, comments=True)
-            words = [w for w in words if not ASSIGNMENT.match(w)] if words else []
+            words = [w for w in shlex.split(line, comments=True) if not ASSIGNMENT.match(w)]
             if words and (words[0] == "vlnorm-verl" or any(w.startswith("scripts/") for w in words)):
                 commands.append(line.strip())
     return commands
@@ -58,10 +57,11 @@ def cheap(command: str) -> tuple[dict[str, str], list[str]]:
     if words[0].startswith("scripts/"):
         words = ["bash", *words]
     text = " ".join(words)
+    tiny = next((size for prefix, size in TINY.items() if text.startswith(prefix)), None)
     if {"--dry-run", "--list", "--help"} & set(words):
         extra: list[str] = []
-    elif any(text.startswith(prefix) for prefix in TINY):
-        extra = next(v for k, v in TINY.items() if text.startswith(k))
+    elif tiny:
+        extra = tiny
     elif any(prefix in text for prefix in DRY_RUN):
         extra = ["--dry-run"]
     else:
@@ -104,16 +104,17 @@ def test_every_readme_command_runs(tmp_path: Path) -> None:
     commands = readme_commands(README.read_text(encoding="utf-8"))
     base_env = make_script_env(tmp_path)
 
-    def run(command: str) -> tuple[str, list[str], subprocess.CompletedProcess]:
+    def run(command: str) -> tuple[list[str], subprocess.CompletedProcess]:
         env, argv = cheap(command)
-        proc = subprocess.run(argv, cwd=REPO, env={**base_env, **env}, capture_output=True, text=True, timeout=600)
-        return command, argv, proc
+        return argv, subprocess.run(
+            argv, cwd=REPO, env={**base_env, **env}, capture_output=True, text=True, timeout=600
+        )
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(run, commands))
-    failed = [f"{argv}: exit {p.returncode}\n{p.stderr[-1500:]}" for _, argv, p in results if p.returncode != 0]
+    failed = [f"{argv}: exit {p.returncode}\n{p.stderr[-1500:]}" for argv, p in results if p.returncode != 0]
     assert not failed, "\n\n".join(failed)
-    for _, argv, proc in results:
+    for argv, proc in results:
         assert (proc.stdout + proc.stderr).strip(), argv  # each printed something (help, config, table)
     data = Path(base_env["VLNORM_DATA_DIR"]) / "countdown"
     assert sorted(p.name for p in data.glob("*.parquet")) == ["test.parquet", "train.parquet"]
