@@ -88,7 +88,7 @@ def transfer_queue() -> Iterator[Any]:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     started = not ray.is_initialized()
     if started:
-        # the TransferQueue controller and each of its 2 storage units take num_cpus=1 (SPEC §6)
+        # the TransferQueue controller and each of its 2 storage units take num_cpus=1: 3 of the 4 CPUs
         ray.init(
             num_cpus=4,
             include_dashboard=False,

@@ -184,16 +184,22 @@ def test_verl_checkpoint_is_merged_with_verls_merger(small, tmp_path, one_thread
     assert result.info["model_kind"] == "verl_fsdp" and result.analysis.n == 32
 
 
-def test_quickstart_api(small, one_thread):
+def test_an_asked_alpha_is_measured(small, one_thread):
     model_dir, parquet = small
-    summary = api.quickstart_probe(
-        model_dir, parquet, alpha=0.6, n=8, num_prompts=8, max_response_length=128, device="cpu", advantage="one"
+    result = api.probe_model(
+        str(model_dir),
+        data=parquet,
+        sampling=sampling.SamplingSettings(n=8, num_prompts=8, max_response_length=128),
+        advantage="one",
+        device="cpu",
+        alphas=(0.6,),
     )
-    for key in ("beta", "beta_ci", "recommended_alpha", "vl_norm_vs_dapo", "vl_norm_vs_dapo_recommended", "statement"):
-        assert key in summary
-    assert summary["alpha"] == 0.6 and 0 < summary["vl_norm_vs_dapo"]
-    assert summary["vl_norm_vs_dapo_recommended"] <= summary["vl_norm_vs_dapo"] * 1.05
-    assert summary["result"].analysis.result("vl_norm", 0.6).label.endswith("(asked)")
+    a = result.analysis
+    assert np.isfinite(a.fit.beta) and a.agreement.statement
+    asked = result.vl_norm_vs_dapo(0.6)
+    assert 0 < asked
+    assert result.vl_norm_vs_dapo(a.choice.alpha) <= asked * 1.05  # the recommended alpha: the least measured
+    assert a.result("vl_norm", 0.6).label.endswith("(asked)")
 
 
 def test_missing_model_and_data(small, tmp_path):

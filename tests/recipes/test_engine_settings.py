@@ -35,7 +35,7 @@ def test_the_printed_grad_clip_is_the_one_the_engine_uses(run_dirs, recipe: str,
     overrides = [] if clip is None else [f"actor_rollout_ref.actor.optim.clip_grad={clip}"]
     launched = launch.prepare(recipe, overrides, {})
     used = engine_actor(launched.cfg).optim.clip_grad
-    assert used == (1.0 if clip is None else clip)  # SPEC §3: grad clip 1.0
+    assert used == (1.0 if clip is None else clip)  # the paper's runs clip gradients at 1.0 (docs/recipes.md)
     shown = printed(launch.summary(launched), "grad clip (optim.clip_grad) / temperature")
     assert float(shown[0]) == used
     assert launched.cfg.actor_rollout_ref.actor.grad_clip == used  # the legacy key follows

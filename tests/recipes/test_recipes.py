@@ -1,6 +1,7 @@
 """Every recipe composes on verl 0.9.1, passes verl's validate_config and the start-up checks, and sets each
-run-defining setting of SPEC §3 to the value the table below writes down by hand; overrides reach the resolved
-config; invalid overrides fail with the setting named; verl's own code reads the DAPO keys the recipes set."""
+run-defining setting of the paper's runs (docs/recipes.md) to the value the table below writes down by hand;
+overrides reach the resolved config; invalid overrides fail with the setting named; verl's own code reads the DAPO
+keys the recipes set."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from vlnorm_verl.launch import cli
 from vlnorm_verl.launch import launcher as launch
 
 # ---------------------------------------------------------------------------------------------------------
-# SPEC §3, written out. Keys are full config paths; each recipe must match COMMON + its task + its suite
-# (+ DAPO-suite task rows) + its own row.
+# The paper's run settings (docs/recipes.md), written out. Keys are full config paths; each recipe must match
+# COMMON + its task + its suite (+ DAPO-suite task rows) + its own row.
 COMMON = {
     "actor_rollout_ref.model.path": "Qwen/Qwen2.5-3B",
     "actor_rollout_ref.actor.optim.lr": 1e-6,

@@ -1,4 +1,4 @@
-"""Parquet → verl's RLHFDataset → verl's prompt tokenization: the model sees exactly the SPEC prompt.
+"""Parquet → verl's RLHFDataset → verl's prompt tokenization: the model sees exactly the paper's prompt.
 
 The token ids are produced by the code verl 0.9.1 runs at rollout time (``HFModelConfig`` applies
 ``custom_chat_template`` to the tokenizer; ``AgentLoopWorker`` tokenizes ``raw_prompt`` with the Continuous
@@ -21,8 +21,8 @@ from vlnorm_verl.tasks.parquet_io import DataFileError, validate_rl_parquet, wri
 COUNTDOWN_SCHEMA = TASKS_BY_NAME["countdown"].parquet_schema()
 MATH_SCHEMA = TASKS_BY_NAME["math"].parquet_schema()
 
-# SPEC §4, typed out independently of vlnorm_verl.tasks.prompts
-SPEC_COUNTDOWN = (
+# the paper's prompts, typed out independently of vlnorm_verl.tasks.prompts
+PAPER_COUNTDOWN = (
     "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. The assistant "
     "first thinks about the reasoning process in the mind and then provides the user with the answer.\n"
     "User: Using the numbers {nums}, create an equation that equals {target}. You can use basic arithmetic "
@@ -30,7 +30,7 @@ SPEC_COUNTDOWN = (
     "return the final answer in <answer> </answer> tags, for example <answer> (1 + 2) / 3 </answer>.\n"
     "Assistant: Let me solve this step by step.\n<think>"
 )
-SPEC_MATH_HEAD = (
+PAPER_MATH_HEAD = (
     "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. The assistant "
     "first thinks about the reasoning process in the mind and then provides the user with the answer. The reasoning "
     "process and answer are enclosed within <think> </think> and <answer> </answer> tags, respectively, i.e., "
@@ -38,7 +38,7 @@ SPEC_MATH_HEAD = (
     "User: You must put your answer inside <answer> </answer> tags, i.e.,\n<answer> answer here </answer>. And your "
     "final answer will be extracted automatically by the \\boxed{} tag.\n"
 )
-SPEC_MATH_TAIL = "\nAssistant: <think>"
+PAPER_MATH_TAIL = "\nAssistant: <think>"
 
 
 def _verl_prompt_ids(cfg, parquet_path, tiny_dir, custom_template=True):
@@ -76,7 +76,7 @@ def test_countdown_prompt_reaches_model_unchanged(tmp_path, tiny_tokenizer_dir, 
     assert len(pairs) == 6
     for (item, ids), row in zip(pairs, splits["train"], strict=True):
         gt = row["reward_model"]["ground_truth"]
-        expected = SPEC_COUNTDOWN.format(nums=str(gt["numbers"]), target=gt["target"])
+        expected = PAPER_COUNTDOWN.format(nums=str(gt["numbers"]), target=gt["target"])
         assert tok.decode(ids) == expected
         assert ids == tok.encode(expected, add_special_tokens=False)
         assert item["data_source"] == "countdown"
@@ -100,7 +100,7 @@ def test_math_prompt_reaches_model_unchanged(tmp_path, tiny_tokenizer_dir, compo
     assert cfg.data.max_prompt_length == 1024
     tok, pairs = _verl_prompt_ids(cfg, paths[0], tiny_tokenizer_dir)
     for (_item, ids), q in zip(pairs, questions, strict=True):
-        expected = SPEC_MATH_HEAD + q + SPEC_MATH_TAIL
+        expected = PAPER_MATH_HEAD + q + PAPER_MATH_TAIL
         assert tok.decode(ids) == expected
         assert "</answer>. \n\nUser:" in tok.decode(ids)  # trailing space and blank line
     # verl concatenates several validation files: all math files share one schema

@@ -65,7 +65,7 @@ class Method:
     overlong_filter: bool = False
 
 
-# the paper's runs (SPEC): VL Norm alpha 1.0 for CountDown, 0.75 for Math
+# the paper's runs (docs/recipes.md): VL Norm alpha 1.0 for CountDown, 0.75 for Math
 PAPER_ALPHA = {"countdown": 1.0, "math": 0.75}
 METHODS = {
     "vlnorm": Method(alpha=-1.0, std=True),  # -1: the task's paper alpha

@@ -12,8 +12,8 @@ Properties
 - Byte-level: ``decode(encode(text)) == text`` for any NFC-normalised text (other text decodes to its NFC form,
   as with the real Qwen2.5 tokenizer); no BOS/EOS added, ``clean_up_tokenization_spaces=False``. Strings equal
   to a special token are encoded as that token and decode back to it.
-- Deterministic: the merges are trained on a fixed corpus (the SPEC prompts and CountDown/math snippets), so two
-  builds give identical vocabularies.
+- Deterministic: the merges are trained on a fixed corpus (the paper's prompts from ``vlnorm_verl.tasks.prompts``
+  and CountDown/math snippets), so two builds give identical vocabularies.
 - Qwen2.5-like specials: ``<|endoftext|>`` (EOS and pad, as in the Qwen2.5 *base* models), ``<|im_start|>``,
   ``<|im_end|>``; a single token for ``"\\n"``; and a ChatML chat template by default, like the real model —
   the task configs replace it with an identity template so prompts reach the model unwrapped.

@@ -10,7 +10,7 @@ with ``L_i`` the response's token count (the ``response_mask`` row sum), ``base`
 over every response, truncated ones included, and only then are the truncated rows zeroed) and
 ``L_max`` = ``algorithm.overlong_filter.max_response_length`` (default ``data.max_response_length``).
 A truncated response therefore contributes no policy gradient; in a ``token-mean`` loss its tokens
-still count in the denominator (the SPEC's definition: advantages set to 0, not rows dropped).
+still count in the denominator (overlong filtering here sets advantages to 0; it does not drop rows).
 
 Switching it on (the ``variant/overlong_filter`` config group does the first form)::
 

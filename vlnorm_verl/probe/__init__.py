@@ -13,7 +13,7 @@ advantages), :mod:`~vlnorm_verl.probe.model_io` (HF directories and verl checkpo
 (the Python API), :mod:`~vlnorm_verl.probe.report` (Markdown, JSON, plot), :mod:`~vlnorm_verl.probe.cli`.
 """
 
-from vlnorm_verl.probe.api import ProbeResult, probe_arrays, probe_model, probe_npz, quickstart_probe
+from vlnorm_verl.probe.api import ProbeResult, probe_arrays, probe_model, probe_npz
 from vlnorm_verl.probe.errors import ProbeError
 
-__all__ = ["ProbeError", "ProbeResult", "probe_arrays", "probe_model", "probe_npz", "quickstart_probe"]
+__all__ = ["ProbeError", "ProbeResult", "probe_arrays", "probe_model", "probe_npz"]

@@ -1,12 +1,10 @@
-"""The probe's Python API: gradients in, statistics out (the CLI and the quickstart call these).
+"""The probe's Python API: gradients in, statistics out (``vlnorm-verl probe`` calls these; the quickstart runs it).
 
 - :func:`probe_arrays` / :func:`probe_npz`: statistics of given vectors (``lengths`` (N,), ``grads`` (N, D)
   including the advantages, optional ``advantages`` and ``sample_weight``).
 - :func:`probe_model`: responses sampled from a model for a parquet's prompts (or read from a verl rollout dump),
   their gradients (exact or projected, per parameter block), then the same statistics for the whole model, per
   block and without the input embedding.
-- :func:`quickstart_probe`: model directory + parquet -> a small summary dict (beta, alpha-hat and VL Norm's
-  measured variance relative to DAPO Norm at matched step size).
 
 All statistics are those of :mod:`vlnorm_verl.probe.stats`; bad input raises
 :class:`~vlnorm_verl.probe.errors.ProbeError`.
@@ -250,52 +248,3 @@ def probe_model(
     result = analyze_gradient_set(gs, selection.weights, settings, alphas, info)
     result.info["wall_s"] = time.perf_counter() - started
     return result
-
-
-def quickstart_probe(
-    model_dir: str | Path,
-    parquet: str | Path,
-    alpha: float = 1.0,
-    *,
-    n: int = 8,
-    num_prompts: int = 32,
-    temperature: float = 1.0,
-    max_response_length: int = 256,
-    seed: int = 0,
-    device: str = "auto",
-    **kwargs: Any,
-) -> dict[str, Any]:
-    """Probe a model directory on a parquet's prompts; a summary for the quickstart's closing lines.
-
-    Keys: ``beta``, ``beta_ci``, ``recommended_alpha``, ``recommended_alpha_ci``, ``alpha`` (the one asked about),
-    ``vl_norm_vs_dapo`` (VL Norm at ``alpha``: measured variance / DAPO Norm's at matched step size),
-    ``vl_norm_vs_dapo_recommended`` (the same at the recommended alpha), ``agree`` and ``statement`` (beta-hat vs
-    the measured alpha), ``n_responses``, ``n_nonzero_advantage``, ``wall_s``; ``result`` holds the full
-    :class:`ProbeResult` (for ``report.markdown`` / ``report.write_json``).
-    """
-    result = probe_model(
-        str(model_dir),
-        data=parquet,
-        sampling=SamplingSettings(
-            n=n, num_prompts=num_prompts, temperature=temperature, max_response_length=max_response_length, seed=seed
-        ),
-        device=device,
-        alphas=(alpha,),
-        **kwargs,
-    )
-    a = result.analysis
-    return {
-        "beta": a.fit.beta,
-        "beta_ci": list(a.fit.beta_ci),
-        "recommended_alpha": a.choice.alpha,
-        "recommended_alpha_ci": list(a.choice.ci),
-        "alpha": float(alpha),
-        "vl_norm_vs_dapo": result.vl_norm_vs_dapo(float(alpha)),
-        "vl_norm_vs_dapo_recommended": result.vl_norm_vs_dapo(a.choice.alpha),
-        "agree": a.agreement.agree,
-        "statement": a.agreement.statement,
-        "n_responses": a.n,
-        "n_nonzero_advantage": a.n_nonzero,
-        "wall_s": result.info.get("wall_s"),
-        "result": result,
-    }

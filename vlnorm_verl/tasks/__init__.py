@@ -6,7 +6,7 @@ them in :data:`TASKS`; the reward entry point (:mod:`vlnorm_verl.rewards`), ``vl
 (:mod:`~vlnorm_verl.tasks.prepare`) and the parquet schema (:mod:`~vlnorm_verl.tasks.parquet_io`) all go through it.
 Adding a task = a new subpackage, its entry in :data:`TASKS`, and its config file.
 
-Shared modules: :mod:`~vlnorm_verl.tasks.prompts` (the exact SPEC §4 prompts),
+Shared modules: :mod:`~vlnorm_verl.tasks.prompts` (the paper's exact prompts),
 :mod:`~vlnorm_verl.tasks.parquet_io` (verl RLHF parquet schema, atomic writes, validation) and
 :mod:`~vlnorm_verl.tasks.prepare` (the ``vlnorm-verl prepare-data`` sub-command).
 

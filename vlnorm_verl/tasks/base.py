@@ -76,7 +76,8 @@ class Task:
         """The Arrow schema of this task's parquet files (imports pyarrow)."""
         from vlnorm_verl.tasks.parquet_io import rl_schema
 
-        return rl_schema(self)
+        types = self.row_types()
+        return rl_schema(types.ground_truth, types.extra_info)
 
 
 def lazy(target: str) -> Callable[..., Any]:

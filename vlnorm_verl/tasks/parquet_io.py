@@ -3,15 +3,16 @@
 Row schema (what ``verl.utils.dataset.rl_dataset.RLHFDataset`` and the reward managers read)::
 
     data_source : string                         # selects the reward (see vlnorm_verl.rewards)
-    prompt      : list<struct<role, content>>    # one user message holding the exact SPEC prompt
+    prompt      : list<struct<role, content>>    # one user message holding the task's exact prompt (tasks.prompts)
     ability     : string
     reward_model: struct<style: "rule", ground_truth: …>
     extra_info  : struct<split: string, index: int64, …>
 
 The task supplies the type of ``ground_truth`` and its own ``extra_info`` fields
 (:attr:`vlnorm_verl.tasks.base.Task.row_types`; e.g. ``struct<target: int64, numbers: list<int64>>`` for CountDown,
-a string for math); :func:`rl_schema` builds the full schema. Every file of one task uses the same Arrow schema, so
-verl can concatenate several validation files.
+a string for math); :func:`rl_schema` builds the full schema from these plain Arrow types (this module knows nothing
+of tasks: :meth:`vlnorm_verl.tasks.base.Task.parquet_schema` passes them in). Every file of one task uses the same
+Arrow schema, so verl can concatenate several validation files.
 
 Writes go to a temporary file in the destination directory, are flushed and fsynced, and then renamed over the
 destination with ``os.replace`` — a reader never sees a partial file and an interrupted run leaves the old file.
@@ -23,27 +24,24 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-if TYPE_CHECKING:
-    from vlnorm_verl.tasks.base import Task
-
 _PROMPT = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 
 
-def rl_schema(task: Task) -> pa.Schema:
-    """The Arrow schema of ``task``'s rows: the RLHF columns, with the task's ground-truth and extra-info types."""
-    types = task.row_types()
+def rl_schema(ground_truth: pa.DataType, extra_info: Sequence[tuple[str, pa.DataType]]) -> pa.Schema:
+    """The Arrow schema of a task's rows: the RLHF columns, with ``ground_truth`` as the type of
+    ``reward_model.ground_truth`` and the ``extra_info`` fields after the common ``split`` and ``index``."""
     return pa.schema(
         [
             ("data_source", pa.string()),
             ("prompt", _PROMPT),
             ("ability", pa.string()),
-            ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", types.ground_truth)])),
-            ("extra_info", pa.struct([("split", pa.string()), ("index", pa.int64()), *types.extra_info])),
+            ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", ground_truth)])),
+            ("extra_info", pa.struct([("split", pa.string()), ("index", pa.int64()), *extra_info])),
         ]
     )
 

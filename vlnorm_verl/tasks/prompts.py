@@ -1,4 +1,4 @@
-"""The paper's raw-text prompts (SPEC §4), byte for byte.
+"""The paper's raw-text prompts, byte for byte.
 
 Both prompts are fed to the base model with no chat template: the task configs set an identity
 ``custom_chat_template`` so the rendered prompt equals the message content exactly.

@@ -1,4 +1,4 @@
-"""The CountDown task (SPEC §4): reach a target from 3-4 numbers with ``+ - * /``, each number used once.
+"""The paper's CountDown task: reach a target from 3-4 numbers with ``+ - * /``, each number used once.
 
 Modules
 -------

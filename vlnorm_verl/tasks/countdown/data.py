@@ -10,7 +10,7 @@ Sources
   ``huggingface-cli download`` of the dataset, ``data/train-00000-of-00001.parquet``), in the hub schema
   ``target: int``, ``nums: list[int]``; split as for ``hub``.
 
-Rows: ``data_source="countdown"``, the exact SPEC prompt as one user message, ``ability="math"`` (as the
+Rows: ``data_source="countdown"``, the paper's exact prompt as one user message, ``ability="math"`` (as the
 authors), ``reward_model={"style": "rule", "ground_truth": {"target": t, "numbers": [...]}}``,
 ``extra_info={"split", "index", "solution"}``.
 """

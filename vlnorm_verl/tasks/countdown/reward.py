@@ -1,4 +1,4 @@
-"""The CountDown judgment (SPEC §4), with the authors' extraction rule and a safe evaluator.
+"""The paper's CountDown judgment, with the authors' extraction rule and a safe evaluator.
 
 Rule, step by step (the authors' ``extract_solution`` / ``validate_equation`` / ``evaluate_equation``):
 

@@ -1,4 +1,4 @@
-"""The math task (SPEC §4): Open-Reasoner-Zero training problems and five evaluation sets, judged on ``\\boxed{}``.
+"""The paper's math task: Open-Reasoner-Zero training problems and five evaluation sets, judged on ``\\boxed{}``.
 
 Modules
 -------

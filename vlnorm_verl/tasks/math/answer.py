@@ -1,6 +1,6 @@
 r"""Final-answer extraction for the math reward, and a presentation-only LaTeX normal form.
 
-Extraction (SPEC §4, the authors' ``last_boxed_only_string``): find the last ``\boxed`` or ``\fbox``
+Extraction (the paper's rule, as the authors' ``last_boxed_only_string`` does it): find the last ``\boxed`` or ``\fbox``
 command in the text; if an opening ``{`` follows it (spaces allowed) and its brace-matched closing ``}``
 exists, the answer is the text between them; otherwise (no box, or the last box is never closed, e.g. a
 truncated response) the answer is the whole text. Braces are counted as in the authors' code (escaped

@@ -10,8 +10,8 @@ Evaluation sets (``math500``, ``aime24``, ``amc23``, ``minerva``, ``olympiadbenc
 Answers: a list gives its first element (Minerva), integral floats print as integers (AMC: ``142.0`` → ``142``),
 surrounding whitespace is stripped.
 
-Rows: the exact SPEC math prompt as one user message, ``ability="math"``,
-``reward_model={"style": "rule", "ground_truth": <answer string>}``,
+Rows: the paper's exact math prompt (:data:`vlnorm_verl.tasks.prompts.MATH_TEMPLATE`) as one user message,
+``ability="math"``, ``reward_model={"style": "rule", "ground_truth": <answer string>}``,
 ``extra_info={"split", "index", "question", "smoke"}``.
 
 Smoke set (:func:`smoke_splits`): a few rows of the local eval copies as a training set (``math_train``) and small

@@ -1,4 +1,4 @@
-r"""The math judgment (SPEC §4): boxed-answer extraction, exact match, then symbolic equivalence.
+r"""The paper's math judgment: boxed-answer extraction, exact match, then symbolic equivalence.
 
 Rule, step by step:
 
