@@ -8,8 +8,10 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
+from vlnorm_verl.cpu.precision import compute_dtype
 from vlnorm_verl.cpu.run import CPURunError, check_cpu_config
 from vlnorm_verl.launch.compose import compose_config
 from vlnorm_verl.launch.launcher import RECIPES_DIR, list_recipes
@@ -38,11 +40,15 @@ def test_every_recipe_composes_for_the_cpu(recipe, tiny_cache):
     assert not arr.actor.fsdp_config.param_offload and not arr.actor.fsdp_config.optimizer_offload
     assert cfg.data.max_response_length == 32 and cfg.data.train_batch_size == 4 and arr.rollout.n == 4
     assert str(arr.model.path).startswith(str(tiny_cache))
+    # verl's FSDP engine computes in its mixed-precision param_dtype (bf16 unless set): fp32 for actor and ref,
+    # read through verl's FSDPEngineConfig and PrecisionType as the engine reads it
+    assert compute_dtype(arr.actor.fsdp_config) == compute_dtype(arr.ref.fsdp_config) == torch.float32
     # read as transfer_queue's SimpleStorage bootstrap reads it from the config verl's main_ppo hands tq.init:
     # one storage actor instead of verl's 8 (~20 s of a ~60 s start-up on 2 cores)
     assert dict(cfg.transfer_queue.backend.SimpleStorage)["num_data_storage_units"] == 1
     gpu = compose_config(recipe, [], config_dir=RECIPES_DIR)
     assert gpu.transfer_queue.backend.SimpleStorage.num_data_storage_units == 8  # verl's default, untouched
+    assert compute_dtype(gpu.actor_rollout_ref.actor.fsdp_config) == torch.bfloat16  # GPU runs keep verl's bf16
     assert cfg.ray_kwargs.ray_init.runtime_env.env_vars.VERL_PLATFORM == "cpu"
     buffer = OmegaConf.select(cfg, "reward.reward_kwargs.overlong_buffer_cfg", default=None)
     if buffer is not None:
@@ -61,6 +67,11 @@ def test_every_recipe_composes_for_the_cpu(recipe, tiny_cache):
         ("actor_rollout_ref.rollout.name=vllm", "actor_rollout_ref.rollout.name"),
         ("actor_rollout_ref.rollout.tensor_model_parallel_size=2", "tensor_model_parallel_size"),
         ("actor_rollout_ref.rollout.dtype=bfloat16", "actor_rollout_ref.rollout.dtype"),
+        (
+            "actor_rollout_ref.actor.fsdp_config.mixed_precision.param_dtype=bf16",
+            "actor_rollout_ref.actor.fsdp_config.mixed_precision",
+        ),
+        ("~actor_rollout_ref.ref.fsdp_config.mixed_precision", "actor_rollout_ref.ref.fsdp_config.mixed_precision"),
         ("critic.enable=true", "critic"),
         ("actor_rollout_ref.model.path=/no/such/model", "/no/such/model"),
     ],

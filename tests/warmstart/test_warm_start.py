@@ -75,3 +75,63 @@ def test_missing_or_unusable_data_is_refused_with_the_fix(tmp_path: Path) -> Non
                              "extra_info": [{"solution": None}]}), bad)  # fmt: skip
     with pytest.raises(WarmStartError, match="no reference solution"):
         warm_start(bad, tmp_path / "cache", SETTINGS)
+
+
+#: runs verl's SFT trainer in this process for one step (sft_cpu.compose + train) with a forward pre-hook on every
+#: linear layer of the engine's module, and prints the dtypes of the weights and inputs those layers computed with;
+#: argv: [model dir, sft parquet, work dir, "checked" | "verl-default"]. "verl-default" composes verl's config
+#: without the warm-start's fp32 defaults and check, to show that the hook sees verl's bf16 when it is left on.
+DTYPE_PROBE = r"""
+import json, sys
+from pathlib import Path
+import torch
+from vlnorm_verl.cpu import platform
+platform.apply_env(); platform.install_if_requested()
+from vlnorm_verl.warmstart import sft, sft_cpu
+model, data, work, mode = sys.argv[1:5]
+overrides = sft.sft_overrides(Path(model), Path(data), Path(work), sft.WarmStartSettings(steps=1, batch_size=4), 4)
+overrides += ["checkpoint.save_contents=[]", "trainer.logger=[console]"]
+if mode == "verl-default":
+    sft_cpu.CPU_DEFAULTS = sft_cpu.CPU_DEFAULTS[:3]
+    sft_cpu.require_fp32 = lambda *a, **k: None
+seen = set()
+def hook(module, args):
+    seen.add(str(module.weight.dtype)); seen.update(str(a.dtype) for a in args if torch.is_tensor(a))
+def before_fit(trainer):
+    for m in trainer.engine.module.modules():
+        if isinstance(m, torch.nn.Linear):
+            m.register_forward_pre_hook(hook)
+sft_cpu.train(sft_cpu.compose(overrides), before_fit=before_fit)
+print("DTYPES " + json.dumps(sorted(seen)))
+"""
+
+
+def _compute_dtypes(warmed, train_parquet: Path, tmp_path: Path, mode: str) -> list[str]:
+    from vlnorm_verl.warmstart.sft import _write_conversations, conversations
+
+    _, cache, _ = warmed
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    data = tmp_path / "sft.parquet"
+    _write_conversations(conversations(train_parquet, max_tries=2)[:4], data)
+    init = next(cache.glob("tiny-qwen2-*"))
+    proc = subprocess.run([sys.executable, "-c", DTYPE_PROBE, str(init), str(data), str(tmp_path), mode],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("DTYPES "))
+    return json.loads(line.removeprefix("DTYPES "))
+
+
+def test_the_warm_start_computes_in_fp32_in_verls_engine(warmed, train_parquet: Path, tmp_path: Path) -> None:
+    """Every linear layer of verl's FSDP engine sees fp32 weights and inputs during the warm-start's SFT step."""
+    assert _compute_dtypes(warmed, train_parquet, tmp_path / "fp32", "checked") == ["torch.float32"]
+    # the same probe on verl's own mixed-precision default sees bf16: the check above can fail
+    assert "torch.bfloat16" in _compute_dtypes(warmed, train_parquet, tmp_path / "default", "verl-default")
+
+
+def test_a_warm_start_engine_that_would_compute_in_bf16_is_refused(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "vlnorm_verl.warmstart.sft_cpu", "engine.mixed_precision.param_dtype=bf16"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "engine.mixed_precision" in proc.stderr and "fp32" in proc.stderr

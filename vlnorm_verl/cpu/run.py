@@ -7,6 +7,8 @@ refuses, before Ray starts and with the setting and the fix, what cannot run on 
 * parameter or optimizer offload (there is no device to offload from);
 * a rollout other than ``hf`` (vLLM/SGLang need GPUs), or rollout tensor/data/pipeline parallel size > 1;
 * a critic (GAE and other value-based estimators; not supported by this backend);
+* an actor or reference engine that computes in anything but fp32 (verl's FSDP engine defaults to bf16 mixed
+  precision, emulated and several times slower on CPUs without native bf16: :mod:`vlnorm_verl.cpu.precision`);
 * a non-fp32 rollout dtype (the actor trains in fp32 on the CPU; the rollout must sample from the same numbers);
 * a model path that does not exist (a local directory, or a hub id that is not in the local cache).
 
@@ -24,6 +26,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from vlnorm_verl.cpu import platform as cpu_platform
+from vlnorm_verl.cpu.precision import PrecisionError, require_fp32
 from vlnorm_verl.cpu.rollout.backend import NAME as HF_ROLLOUT
 from vlnorm_verl.extension.settings import stop
 
@@ -67,6 +70,12 @@ def check_cpu_config(cfg: Any) -> None:
                     f"actor_rollout_ref.{role}.fsdp_config.{key}=true: there is no device to offload from on the "
                     f"CPU; set actor_rollout_ref.{role}.fsdp_config.{key}=false"
                 )
+        fsdp_config = OmegaConf.select(arr, f"{role}.fsdp_config", default=None)
+        if fsdp_config is not None:
+            try:
+                require_fp32(fsdp_config, f"actor_rollout_ref.{role}.fsdp_config")
+            except PrecisionError as exc:
+                raise CPURunError(str(exc)) from None
     rollout = arr.rollout
     if rollout.name != HF_ROLLOUT:
         raise CPURunError(
