@@ -66,6 +66,29 @@ read -r -a PROBE_EXTRA <<< "${QS_PROBE_ARGS:-}"
 
 started=$(date +%s)
 say() { printf '\n== %s\n' "$*"; }
+# SIGINT, SIGTERM or SIGHUP to this script (Ctrl-C, `timeout`, a CI runner, a closed terminal) stops the step
+# that is running: the Python step gets SIGTERM and stops everything it started (the warm-start's SFT trainer,
+# the runs and their Ray clusters) before the script exits with 128 + the signal's number. `run` starts each
+# long step in the background so that the trap runs at once instead of after the step.
+CHILD=""
+stop_child() {
+    if [[ -n "$CHILD" ]]; then
+        kill -TERM "$CHILD" 2> /dev/null || true
+        wait "$CHILD" 2> /dev/null || true
+    fi
+    exit "$1"
+}
+trap 'stop_child 130' INT
+trap 'stop_child 143' TERM
+trap 'stop_child 129' HUP
+run() {
+    "$@" &
+    CHILD=$!
+    local rc=0
+    wait "$CHILD" || rc=$?
+    CHILD=""
+    return "$rc"
+}
 ON_GPU=0
 if [[ "$QS_DEVICE" == "gpu" ]] || { [[ "$QS_DEVICE" == "auto" ]] && nvidia-smi -L >/dev/null 2>&1; }; then
     ON_GPU=1
@@ -88,7 +111,7 @@ PY="$VENV/bin/python"
 installed=$(date +%s)
 
 say "preparing a small offline CountDown set in $VLNORM_DATA_DIR/countdown"
-"$PY" -m vlnorm_verl.launch.cli prepare-data countdown --out "$VLNORM_DATA_DIR/countdown" \
+run "$PY" -m vlnorm_verl.launch.cli prepare-data countdown --out "$VLNORM_DATA_DIR/countdown" \
     --train-size "$QS_TRAIN_SIZE" --test-size "$QS_TEST_SIZE" --four-fraction 0 --no-progress
 
 if [[ "$ON_GPU" == "1" ]]; then
@@ -99,7 +122,7 @@ if [[ "$ON_GPU" == "1" ]]; then
     fi
     for recipe in countdown_dapo_vlnorm countdown_dapo_plain; do
         say "GPU: vlnorm-verl train $recipe ($GPU_STEPS steps, $MODEL_PATH, $GPU_COUNT GPU(s))"
-        "$PY" -m vlnorm_verl.launch.cli train "$recipe" \
+        run "$PY" -m vlnorm_verl.launch.cli train "$recipe" \
             "actor_rollout_ref.model.path=$MODEL_PATH" \
             "trainer.n_gpus_per_node=$GPU_COUNT" "trainer.nnodes=1" \
             "trainer.total_training_steps=$GPU_STEPS" "trainer.test_freq=$GPU_STEPS" "trainer.val_before_train=true" \
@@ -117,7 +140,7 @@ if [[ "$ON_GPU" == "1" ]]; then
     METRICS=(--metric "critic/score/mean")
 else
     say "CPU: warm-start, then vlnorm-verl train countdown_dapo_vlnorm and countdown_dapo_plain side by side, $QS_STEPS steps each"
-    "$PY" -m vlnorm_verl.launch.cli quickstart --out "$QS_OUT" --runs-dir "$VLNORM_RUNS_DIR" --data-dir "$VLNORM_DATA_DIR" --cache "$QS_CACHE" \
+    run "$PY" -m vlnorm_verl.launch.cli quickstart --out "$QS_OUT" --runs-dir "$VLNORM_RUNS_DIR" --data-dir "$VLNORM_DATA_DIR" --cache "$QS_CACHE" \
         --steps "$QS_STEPS" --warmstart-steps "$QS_WARMSTART_STEPS" ${QS_EXTRA[@]+"${QS_EXTRA[@]}"}
     RUNS=("$VLNORM_RUNS_DIR/logs/countdown_dapo_vlnorm" "$VLNORM_RUNS_DIR/logs/countdown_dapo_plain")
     BASELINE=countdown_dapo_plain
@@ -134,7 +157,7 @@ if [[ "$ON_GPU" != "1" && "$QS_PROBE_PROMPTS" -gt 0 ]]; then
     read -r CKPT CAP < <("$PY" -m vlnorm_verl.quickstart.report probe-inputs "$QS_OUT/summary.json")
     say "vlnorm-verl probe on the VL Norm arm's final checkpoint ($QS_PROBE_PROMPTS prompts x $QS_PROBE_N responses)"
     mkdir -p "$QS_OUT/probe"
-    "$PY" -m vlnorm_verl.launch.cli probe --model "$CKPT" --data "$VLNORM_DATA_DIR/countdown/train.parquet" \
+    run "$PY" -m vlnorm_verl.launch.cli probe --model "$CKPT" --data "$VLNORM_DATA_DIR/countdown/train.parquet" \
         --prompts "$QS_PROBE_PROMPTS" --n "$QS_PROBE_N" --max-response-length "$CAP" --alpha 1 --quiet \
         --json "$QS_OUT/probe/probe.json" --plot "$QS_OUT/probe/probe.png" ${PROBE_EXTRA[@]+"${PROBE_EXTRA[@]}"} \
         > "$QS_OUT/probe/report.md"

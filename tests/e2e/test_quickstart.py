@@ -18,6 +18,7 @@ stop the quickstart with the cause (no training); Ctrl-C during a run leaves no 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -186,34 +187,105 @@ def test_a_running_ray_daemon_is_named(tmp_path: Path) -> None:
     assert f"{daemon.pid} (raylet)" in proc.stderr and "ray stop --force" in proc.stderr
 
 
-@pytest.mark.slow
-def test_ctrl_c_leaves_no_process_behind(quickstart_run: dict) -> None:
-    """SIGINT to the script's process group, as Ctrl-C sends it, once the first run's Ray cluster is up."""
-    root = quickstart_run["root"]
-    env = _env(root, QS_OUT=str(root / "interrupted"), QS_STEPS="50", QS_PROBE_PROMPTS="0")
-    proc = subprocess.Popen(
-        in_netns(["bash", "scripts/quickstart.sh"]), cwd=REPO, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
+def _alive(pids: set[int]) -> list[int]:
+    out = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                out.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def _signal_when(cmd: list[str], env: dict[str, str], ready, whom: str, sig: int) -> tuple[int, str, set[int]]:
+    """Start ``cmd`` (own session), wait until ``ready(descendants)``, then send ``sig`` to the process alone
+    (``whom="process"``: a ``kill``, a CI runner) or to its process group (``"group"``: Ctrl-C in a terminal).
+    Returns the exit status, the output and every process id the command had started."""
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # fmt: skip
     started: set[int] = set()
     try:
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and proc.poll() is None:
             time.sleep(1)
             tree = psutil.Process(proc.pid).children(recursive=True)
             started |= {p.pid for p in tree}
-            if any(p.name().startswith(("raylet", "gcs_server")) for p in tree):
+            if ready(tree):
                 break
         else:
-            pytest.fail("the run's Ray cluster never started")
-        time.sleep(5)
+            pytest.fail(f"ended or never ready; output:\n{proc.stdout.read() if proc.poll() is not None else ''}")
+        time.sleep(3)
         started |= {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
-        os.killpg(proc.pid, signal.SIGINT)
+        if whom == "group":
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
         out, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, out[-3000:]
-    assert "interrupted: stopped both runs and every process they started" in out
-    alive = [pid for pid in started if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
-    assert alive == [], f"processes left behind: {[psutil.Process(p).cmdline() for p in alive]}"
+    return proc.returncode, out, started
+
+
+def _cmdline(p: psutil.Process) -> str:
+    with contextlib.suppress(psutil.Error):
+        return " ".join(p.cmdline())
+    return ""
+
+
+def _ray_up(tree: list[psutil.Process]) -> bool:
+    return any(p.name().startswith(("raylet", "gcs_server")) for p in tree)
+
+
+def _sft_running(tree: list[psutil.Process]) -> bool:
+    return any("vlnorm_verl.warmstart.sft_cpu" in _cmdline(p) for p in tree)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("whom", "sig"),
+    [("group", signal.SIGINT), ("process", signal.SIGTERM)],
+    ids=["ctrl-c-to-the-group", "sigterm-to-the-script"],
+)
+def test_a_signal_during_the_runs_leaves_no_process_behind(quickstart_run: dict, whom: str, sig: int) -> None:
+    """Ctrl-C (SIGINT to the script's process group) or a plain ``kill`` (SIGTERM to the script alone) once the
+    first run's Ray cluster is up: both runs, their Ray clusters and every worker end, and the script exits with
+    128 + the signal's number."""
+    root = quickstart_run["root"]
+    env = _env(root, QS_OUT=str(root / f"interrupted-{whom}"), QS_STEPS="50", QS_PROBE_PROMPTS="0")
+    code, out, started = _signal_when(in_netns(["bash", "scripts/quickstart.sh"]), env, _ray_up, whom, sig)
+    assert code == 128 + sig, out[-3000:]
+    assert f"interrupted ({signal.Signals(sig).name if whom == 'group' else 'SIGTERM'})" in out, out[-3000:]
+    assert "stopped both runs and every process they started" in out
+    alive = _alive(started)
+    assert alive == [], f"processes left behind: {[_cmdline(psutil.Process(p)) for p in alive]}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("entry", "sig"),
+    [("script", signal.SIGTERM), ("vlnorm-verl quickstart", signal.SIGINT)],
+    ids=["sigterm-to-quickstart.sh", "sigint-to-vlnorm-verl-quickstart"],
+)
+def test_a_signal_during_the_warm_start_stops_verls_sft_trainer(tmp_path: Path, entry: str, sig: int) -> None:
+    """The warm-start's SFT trainer runs in a session of its own (a terminal's Ctrl-C does not reach it): a signal
+    to the script or to ``vlnorm-verl quickstart`` alone must stop it, not leave it training without a parent."""
+    env = _env(tmp_path, QS_WARMSTART_STEPS="100000", QS_PROBE_PROMPTS="0")
+    if entry == "script":
+        cmd = in_netns(["bash", "scripts/quickstart.sh"])
+    else:
+        prepared = subprocess.run(
+            [sys.executable, "-m", "vlnorm_verl.launch.cli", "prepare-data", "countdown", "--out",
+             str(tmp_path / "data" / "countdown"), "--train-size", "16", "--test-size", "4", "--no-progress"],
+            capture_output=True, timeout=120,
+        )  # fmt: skip
+        assert prepared.returncode == 0, prepared.stderr
+        cmd = in_netns([sys.executable, "-m", "vlnorm_verl.launch.cli", "quickstart", "--out", str(tmp_path / "out"),
+                        "--data-dir", str(tmp_path / "data"), "--cache", str(tmp_path / "cache")])  # fmt: skip
+    code, out, started = _signal_when(cmd, env, _sft_running, "process", sig)
+    assert code == 128 + sig, out[-3000:]
+    seen = "SIGTERM" if entry == "script" else signal.Signals(sig).name  # the script forwards any stop as SIGTERM
+    assert f"interrupted ({seen}) during the warm-start; nothing is left running" in out
+    alive = _alive(started)
+    assert alive == [], f"processes left behind: {[_cmdline(psutil.Process(p)) for p in alive]}"

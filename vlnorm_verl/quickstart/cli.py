@@ -15,7 +15,8 @@ Outputs under ``--out`` (``$QS_OUT``, default ``outputs/quickstart``): ``runs/``
 offline runs and checkpoints), ``logs/``, ``cache/``, ``summary.json``. ``scripts/quickstart.sh`` then compares
 the runs and probes the VL Norm arm's checkpoint with the ``compare`` and ``probe`` sub-commands.
 Exit status: 0 done, 1 a run failed or timed out, 2 bad input (missing data, a Ray cluster already running),
-130 interrupted; in every case no process of the runs is left behind.
+128 + the signal's number when SIGINT (130), SIGTERM (143) or SIGHUP (129) stopped it; in every case no process
+it started (the warm-start's SFT trainer, the runs and their Ray clusters) is left behind.
 """
 
 from __future__ import annotations
@@ -33,11 +34,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from vlnorm_verl.compare.jsonl_reader import read_jsonl
 from vlnorm_verl.extension.settings import EXIT_INVALID
-from vlnorm_verl.quickstart.processes import Child, stale_ray_processes
+from vlnorm_verl.quickstart.processes import Child, exit_status, interrupt_on_signals, stale_ray_processes
 from vlnorm_verl.quickstart.report import length_percentiles
 
 ACCEPTS_EXTRA_ARGS = True
-EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
+EXIT_FAILED = 1
 ARMS = ("countdown_dapo_vlnorm", "countdown_dapo_plain")
 REWARD = "critic/score/mean"
 LENGTH = "response_length/mean"
@@ -187,6 +188,16 @@ def _mean(values: list[float]) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    """The quickstart; SIGINT, SIGTERM and SIGHUP stop it and everything it started (module docstring)."""
+    with interrupt_on_signals():
+        try:
+            return _run(args)
+        except KeyboardInterrupt as exc:  # between the steps that stop their own children
+            print(f"interrupted ({exc}); nothing is left running", file=sys.stderr)
+            return exit_status(exc)
+
+
+def _run(args: argparse.Namespace) -> int:
     from vlnorm_verl.warmstart import WarmStartError, WarmStartSettings, warm_start
 
     out = Path(args.out).expanduser().resolve()
@@ -206,9 +217,9 @@ def run(args: argparse.Namespace) -> int:
     except WarmStartError as exc:
         print(f"error: warm-start: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("interrupted during the warm-start; nothing is left running", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        print(f"interrupted ({exc}) during the warm-start; nothing is left running", file=sys.stderr)
+        return exit_status(exc)
     runs_dir = Path(args.runs_dir or out / "runs").expanduser().resolve()
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "VERL_FILE_LOGGER_PATH")}
     env.update(
@@ -234,18 +245,19 @@ def run(args: argparse.Namespace) -> int:
         f"each, {args.steps} steps (verl's output: {out / 'logs'}/<recipe>.log)"
     )
     start = time.perf_counter()
+    interrupted: KeyboardInterrupt | None = None
     try:
         for _, child in runs:
             child.start()
         problem = _train(runs, args.startup_timeout, args.timeout)
-    except KeyboardInterrupt:
-        problem = "interrupted"
+    except KeyboardInterrupt as exc:
+        interrupted = exc
     finally:
         for _, child in runs:
             child.stop()
-    if problem == "interrupted":
-        print("interrupted: stopped both runs and every process they started", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    if interrupted is not None:
+        print(f"interrupted ({interrupted}): stopped both runs and every process they started", file=sys.stderr)
+        return exit_status(interrupted)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_FAILED

@@ -1,9 +1,12 @@
 """Child processes of the quickstart: each started in its own session, and every process it spawned killed at the end.
 
-verl's trainer starts a Ray cluster of its own (GCS, raylet, workers, rollout servers): :class:`Child` remembers
-the whole process tree while the child runs, and :meth:`Child.stop` kills it (SIGTERM, then SIGKILL), so neither
-an error, a timeout nor Ctrl-C leaves a Ray process behind. :func:`stale_ray_processes` finds the Ray daemons an
-earlier, killed run may have left, which the quickstart refuses to run beside.
+verl's trainer starts a Ray cluster of its own (GCS, raylet, workers, rollout servers) and the warm-start runs
+verl's SFT trainer: :class:`Child` (the one place either is started) remembers the whole process tree while the
+child runs, and :meth:`Child.stop` kills it (SIGTERM, then SIGKILL). :func:`interrupt_on_signals` turns SIGINT,
+SIGTERM and SIGHUP into :class:`Interrupted` in the main thread (Python's default for SIGTERM and SIGHUP is to die
+without running ``finally``), so an error, a timeout, Ctrl-C, a ``kill`` or a closed terminal all reach the code
+that stops the children, and none is left behind. :func:`stale_ray_processes` finds the Ray daemons an earlier,
+killed run may have left, which the quickstart refuses to run beside.
 """
 
 from __future__ import annotations
@@ -12,13 +15,55 @@ import contextlib
 import os
 import signal
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import IO
 
 import psutil
 
 RAY_DAEMONS = ("gcs_server", "raylet")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal arrived; :attr:`exit_status` is the shell's convention, 128 + the signal's number."""
+
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = int(signum)
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum
+
+
+def exit_status(exc: KeyboardInterrupt) -> int:
+    """128 + the signal that interrupted (SIGINT for a plain KeyboardInterrupt)."""
+    return exc.exit_status if isinstance(exc, Interrupted) else 128 + int(signal.SIGINT)
+
+
+@contextlib.contextmanager
+def interrupt_on_signals(signals: tuple[int, ...] = STOP_SIGNALS) -> Iterator[None]:
+    """Within the block, the first of ``signals`` raises :class:`Interrupted`; later ones are ignored so that the
+    clean-up it triggers is not interrupted in turn (a shell that forwards Ctrl-C sends a second one)."""
+    fired = False
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal fired
+        if not fired:
+            fired = True
+            raise Interrupted(signum)
+
+    previous = {s: signal.getsignal(s) for s in signals}
+    for s in signals:
+        signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def stale_ray_processes() -> list[psutil.Process]:

@@ -19,8 +19,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +28,7 @@ from pathlib import Path
 
 from vlnorm_verl.compare.jsonl_reader import read_jsonl
 from vlnorm_verl.cpu.tiny_model import TinyModelSpec, content_hash, create_model_dir, write_atomically
+from vlnorm_verl.quickstart.processes import Child
 from vlnorm_verl.tasks import COUNTDOWN_SOURCE
 from vlnorm_verl.warmstart.traces import response
 
@@ -188,25 +187,22 @@ def warm_start(
             f"[warm-start] verl's SFT trainer: {settings.steps} steps x {min(settings.batch_size, len(convs))} rows, "
             f"lr {settings.lr:g}, on {len(convs)} reference solutions with 0-{settings.max_tries} rejected tries"
         )
-        with open(work / "sft.log", "wb") as out:
-            proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-            shown = 0
-            try:
-                while proc.poll() is None:
-                    time.sleep(1.0)
-                    losses = _losses(jsonl)
-                    for step, loss in losses[shown:]:
-                        if step % 25 == 0 or step == settings.steps:
-                            log(f"[warm-start] step {step:4d}/{settings.steps}  sft loss {loss:.3f}")
-                    shown = len(losses)
-                    if time.perf_counter() - start > timeout_s:  # the work directory goes: quote the log
-                        raise WarmStartError(f"the warm-start ran past {timeout_s:.0f} s:\n{_tail(work / 'sft.log')}")
-            finally:
-                if proc.poll() is None:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-        if proc.returncode != 0:
-            raise WarmStartError(f"verl's SFT trainer failed (exit {proc.returncode}):\n{_tail(work / 'sft.log')}")
+        child = Child("warm-start", cmd, env, work / "sft.log").start()
+        shown = 0
+        try:
+            while (code := child.poll()) is None:
+                time.sleep(1.0)
+                losses = _losses(jsonl)
+                for step, loss in losses[shown:]:
+                    if step % 25 == 0 or step == settings.steps:
+                        log(f"[warm-start] step {step:4d}/{settings.steps}  sft loss {loss:.3f}")
+                shown = len(losses)
+                if time.perf_counter() - start > timeout_s:  # the work directory goes: quote the log
+                    raise WarmStartError(f"the warm-start ran past {timeout_s:.0f} s:\n{_tail(work / 'sft.log')}")
+        finally:
+            child.stop()  # the SFT trainer and anything it started, whatever ended the loop (error, signal)
+        if code != 0:
+            raise WarmStartError(f"verl's SFT trainer failed (exit {code}):\n{_tail(work / 'sft.log')}")
         hf = work / "checkpoints" / f"global_step_{settings.steps}" / "huggingface"
         if not (hf / "config.json").is_file():
             raise WarmStartError(f"verl's SFT trainer wrote no Hugging Face model at {hf}")
