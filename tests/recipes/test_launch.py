@@ -108,26 +108,67 @@ def test_each_launch_gets_its_own_attempt_directory_and_earlier_logs_survive(
     assert files[0].stem == files[1].stem == "countdown_vlnorm-qwen2.5-3b"  # one run name for both attempts
 
 
-def test_a_real_launch_records_itself_and_execs_verl_with_the_tracking_env(
-    run_dirs, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+@pytest.fixture
+def own_environ():
+    """A real launch exports the run's environment into this process: put the test process's back afterwards."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_a_real_launch_records_itself_and_runs_verls_main_ppo_in_process_with_the_tracking_env(
+    run_dirs, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, own_environ
 ) -> None:
+    """verl's own Hydra entry point (``main_ppo.main``) composes the recorded command line in this process; what it
+    hands ``run_ppo`` and the environment at that moment are what ``python -m verl.trainer.main_ppo`` would get."""
+    from verl.trainer import main_ppo
+
     data, runs = run_dirs
     for name in ("train.parquet", "test.parquet"):
         (data / "countdown").mkdir(parents=True, exist_ok=True)
         (data / "countdown" / name).write_bytes(b"")
     calls = []
-    monkeypatch.setattr(os, "execve", lambda path, argv, env: calls.append((path, argv, env)))
-    assert cli.main(["train", "countdown_dapo_vlnorm", "trainer.total_epochs=1"]) == 1
-    (path, argv, env) = calls[0]
-    assert path == sys.executable and argv[1:3] == ["-m", "verl.trainer.main_ppo"]
+
+    def fake_run_ppo(config, task_runner_class):
+        calls.append((config, dict(os.environ), list(sys.argv), os.getpid()))
+
+    monkeypatch.setattr(main_ppo, "run_ppo", fake_run_ppo)
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    assert cli.main(["train", "countdown_dapo_vlnorm", "trainer.total_epochs=1"]) == 0
+    ((config, env, argv, pid),) = calls
+    assert pid == os.getpid()  # no second interpreter
+    assert argv[0] == main_ppo.__file__
     assert f"--config-path={launch.RECIPES_DIR}" in argv and "--config-name=countdown_dapo_vlnorm" in argv
     assert "trainer.total_epochs=1" in argv
+    assert config.trainer.total_epochs == 1 and config.vlnorm.recipe == "countdown_dapo_vlnorm"
     (attempt,) = (runs / "logs" / "countdown_dapo_vlnorm-qwen2.5-3b").iterdir()
     assert env["VERL_FILE_LOGGER_ROOT"] == str(attempt)
     assert f"hydra.run.dir='{attempt}'" in argv
+    assert (attempt / ".hydra" / "config.yaml").is_file()  # Hydra saved the run's config where the launch said
     assert env["WANDB_RUN_GROUP"] == "dapo-countdown-qwen2.5-3b" and env["WANDB_MODE"] == "offline"
     record = json.loads((attempt / "launch.json").read_text())
-    assert record["command"] == argv and record["env"]["WANDB_TAGS"] == env["WANDB_TAGS"]
+    assert record["command"][3:] == argv[1:] and record["env"]["WANDB_TAGS"] == env["WANDB_TAGS"]
+    assert record["command"][1:3] == ["-m", "verl.trainer.main_ppo"]
+
+
+def test_verls_failure_is_the_launchs_exit_status(run_dirs, monkeypatch: pytest.MonkeyPatch, own_environ) -> None:
+    """verl raising inside main_ppo ends the launch with Hydra's status 1, as the separate process did."""
+    from verl.trainer import main_ppo
+
+    data, _ = run_dirs
+    for name in ("train.parquet", "test.parquet"):
+        (data / "countdown").mkdir(parents=True, exist_ok=True)
+        (data / "countdown" / name).write_bytes(b"")
+
+    def failing_run_ppo(config, task_runner_class):
+        raise RuntimeError("verl failed")
+
+    monkeypatch.setattr(main_ppo, "run_ppo", failing_run_ppo)
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "countdown_dapo_vlnorm"])
+    assert exit_info.value.code == 1
 
 
 def test_a_real_launch_refuses_missing_data_and_leaves_no_attempt_behind(run_dirs, capsys) -> None:

@@ -301,6 +301,20 @@ def patch_process_group_init() -> bool:
     return True
 
 
+def activate() -> None:
+    """Make the CPU platform this process's verl platform, also when verl already resolved another one here.
+
+    A launcher that checked a config before exporting ``VERL_PLATFORM=cpu`` may have let verl auto-detect its
+    platform (CUDA by default when no accelerator is found); verl's public ``set_platform`` replaces it.
+    """
+    apply_env()
+    install_if_requested()
+    from verl.plugin.platform import get_platform, set_platform
+
+    if not isinstance(get_platform(), PlatformCPU):
+        set_platform(PlatformCPU())
+
+
 def install_if_requested() -> bool:
     """In a process with ``VERL_PLATFORM=cpu``: register the platform and wrap verl's process-group start-up.
 

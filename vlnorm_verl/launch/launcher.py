@@ -12,8 +12,13 @@ RECIPE is a recipe name (``vlnorm-verl train --list``; the YAML files live in th
 3. prints the settings that define the run (stderr);
 4. ``--dry-run``: prints the fully resolved config as YAML on stdout and exits 0 (no GPU needed;
    ``--probe-cluster`` also checks every node of the Ray cluster, see :mod:`vlnorm_verl.launch.cluster_probe`);
-   otherwise it replaces itself with verl's trainer, ``python -m verl.trainer.main_ppo`` with the same
-   config path, name and overrides, so signals and the exit status are verl's.
+   otherwise it runs verl's trainer in this process: ``verl.trainer.main_ppo.main()`` (Hydra's entry point)
+   with the argument list of ``python -m verl.trainer.main_ppo --config-path=... --config-name=...
+   <overrides>`` (printed, and recorded in the attempt's ``launch.json``) and the run's environment in
+   ``os.environ``. verl's imports and the Python start-up are paid once instead of twice (a second
+   interpreter cost ~5 s of every launch); Hydra composes, saves ``.hydra/`` and runs the recipe's callbacks
+   exactly as the command would, and signals and the exit status are verl's (1 when verl raises, 2 when a
+   start-up check stops the run).
 
 The launcher's own check: ``VERL_FILE_LOGGER_PATH`` must not be set (verl would truncate that single file on
 every launch; the launcher gives each launch its own log directory).
@@ -379,7 +384,8 @@ def _execute(launch: Launch) -> int:
     env.update(launch.env)
     from vlnorm_verl.cpu import run as cpu_run
 
-    if cpu_run.is_cpu_run(launch.cfg):
+    on_cpu = cpu_run.is_cpu_run(launch.cfg)
+    if on_cpu:
         from vlnorm_verl.cpu.platform import apply_env
 
         apply_env(env)  # the driver and a Ray cluster it starts select the CPU platform
@@ -390,7 +396,22 @@ def _execute(launch: Launch) -> int:
     if launch.override_job_env:
         env[run_env.RAY_OVERRIDE_ENV] = "1"
     command = launch.command()
-    print("[vlnorm-verl] running: " + " ".join(command), file=sys.stderr, flush=True)
+    print("[vlnorm-verl] running in this process: " + " ".join(command), file=sys.stderr, flush=True)
     sys.stdout.flush()
-    os.execve(command[0], command, env)
-    return 1  # not reached
+    return run_main_ppo(command[3:], env, on_cpu)
+
+
+def run_main_ppo(argv: list[str], env: dict[str, str], on_cpu: bool = False) -> int:
+    """``python -m verl.trainer.main_ppo *argv`` with environment ``env``, in this process (module docstring)."""
+    os.environ.update(env)
+    if on_cpu:  # verl's driver-side code (auto_set_device) must see the CPU platform; GPU runs never import it
+        from vlnorm_verl.cpu import platform as cpu_platform
+
+        cpu_platform.activate()
+    from hydra.core.global_hydra import GlobalHydra
+    from verl.trainer import main_ppo
+
+    GlobalHydra.instance().clear()  # the launcher's own composition is done
+    sys.argv = [str(main_ppo.__file__), *argv]
+    main_ppo.main()
+    return 0
