@@ -53,6 +53,7 @@ def one_run(pythonpath: str, data: Path, cache: Path, work: Path, ranks: int) ->
     env = trainer_env(work, data, cache, VLNORM_CPU_RANKS=str(ranks))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (pythonpath, env.get("PYTHONPATH", "")) if p)
     marks: dict[str, float] = {}
+    work.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     proc = subprocess.Popen(in_netns(cmd), env=env, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, errors="replace", start_new_session=True)  # fmt: skip
