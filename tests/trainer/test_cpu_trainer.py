@@ -37,28 +37,8 @@ def _check_ok(run) -> None:
     assert run.returncode == 0, run.tail()
 
 
-def test_vl_norm_recipe_trains_on_two_ranks_with_synced_rollout(cpu_trainer, work):
-    run = cpu_trainer.train(
-        "countdown_vlnorm",
-        [*TOY_REWARD, "trainer.total_training_steps=3", "actor_rollout_ref.actor.optim.lr=1e-3"],
-        work,
-    )
-    _check_ok(run)
-    assert run.steps() == [1, 2, 3]
-    for key in ("critic/score/mean", "response_length/mean", "actor/pg_loss", "actor/grad_norm", *VL_NORM_KEYS):
-        assert len(run.metric(key)) == 3, key
-    scores = run.metric("critic/score/mean")
-    assert all(0.0 < s < 1.0 for s in scores), scores  # rewards vary, so advantages are non-zero
-    assert all(g > 0 and math.isfinite(g) for g in run.metric("actor/grad_norm"))
-    diffs = run.metric("training/rollout_probs_diff_max")
-    assert len(diffs) == 3 and max(diffs) <= SYNCED, diffs
-    # 4 prompts x n=4 = 16 responses, one mini-batch per step, 8 per rank in one micro-batch: the batch scope installs
-    # no engine hook, so its statistics describe each micro-batch (the minibatch scope's cover the mini-batch, below)
-    assert run.metric("actor/vl_norm/responses") == [8.0] * 3
-
-
 def test_without_the_weight_push_the_rollout_drifts(cpu_trainer, work):
-    """Negative control of the check above: the same run with later weight pushes dropped."""
+    """Negative control of the synced-rollout check (below): the same recipe with later weight pushes dropped."""
     run = cpu_trainer.train(
         "countdown_vlnorm",
         [
@@ -109,8 +89,31 @@ def test_dapo_without_signal_stops_within_the_bound(cpu_trainer, work):
     assert time.monotonic() - t0 < 300
 
 
-def test_killed_run_resumes_from_its_checkpoint(cpu_trainer, work):
-    overrides = [*TOY_REWARD, "trainer.total_training_steps=4", "trainer.save_freq=2"]
+def _check_trained_with_synced_rollout(records: list[dict]) -> None:
+    """Each step logged verl's metrics and VL Norm's, learned from non-zero advantages, and sampled its rollouts
+    from the weights the actor had just trained (verl's rollout-vs-actor log-prob difference)."""
+    for rec in records:
+        data = rec["data"]
+        for key in ("critic/score/mean", "response_length/mean", "actor/pg_loss", "actor/grad_norm", *VL_NORM_KEYS):
+            assert key in data, (rec["step"], key)
+        assert 0.0 < data["critic/score/mean"] < 1.0, rec  # rewards vary, so advantages are non-zero
+        assert data["actor/grad_norm"] > 0 and math.isfinite(data["actor/grad_norm"]), rec
+        assert data["training/rollout_probs_diff_max"] <= SYNCED, rec
+        # 4 prompts x n=4 = 16 responses, one mini-batch per step, 8 per rank in one micro-batch: the batch scope
+        # installs no engine hook, so its statistics describe each micro-batch (the minibatch scope's cover the
+        # mini-batch, above)
+        assert data["actor/vl_norm/responses"] == 8.0, rec
+
+
+def test_killed_run_resumes_from_its_checkpoint_with_synced_rollout(cpu_trainer, work):
+    """One recipe run on two ranks, killed after its step-2 checkpoint and launched again: it trains with VL Norm and a
+    rollout synced to the actor before and after the resume, and the global step continues from the checkpoint."""
+    overrides = [
+        *TOY_REWARD,
+        "trainer.total_training_steps=4",
+        "trainer.save_freq=2",
+        "actor_rollout_ref.actor.optim.lr=1e-3",
+    ]
     t0 = time.monotonic()
     proc = cpu_trainer.start("countdown_vlnorm", overrides, work)
     marker = work / "runs/checkpoints/vlnorm-verl/countdown_vlnorm-tiny/latest_checkpointed_iteration.txt"
@@ -132,6 +135,7 @@ def test_killed_run_resumes_from_its_checkpoint(cpu_trainer, work):
     assert len(by_attempt) == 2, by_attempt
     resumed = by_attempt[sorted(by_attempt)[1]]
     assert resumed == [3, 4], by_attempt  # the global step continues after the checkpoint
+    _check_trained_with_synced_rollout(second.records)
 
     logs = sorted((work / "runs/logs/countdown_vlnorm-tiny").glob("*/*/*.jsonl"))
     out = work / "compare.json"

@@ -28,7 +28,6 @@ import torch
 from vlnorm_verl.aggregation import batch_scope_advantage_scale, response_lengths, weight_stats
 from vlnorm_verl.extension.base_estimator import call_base_estimator, trainer_config
 from vlnorm_verl.extension.settings import VLNormConfigError, VLNormSettings
-from vlnorm_verl.extension.startup_check import check_config
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +41,9 @@ def _settings_with_startup_check(config: Any) -> VLNormSettings:
     if not _checked_once:
         root = trainer_config(config)
         if root is not None and "actor_rollout_ref" in root and "data" in root:
+            # imported here: it brings Hydra (~0.26 s), which the plugin's import in every Ray worker does not need
+            from vlnorm_verl.extension.startup_check import check_config
+
             check_config(root)
         else:
             logger.warning(
