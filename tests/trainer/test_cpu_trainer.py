@@ -37,42 +37,31 @@ def _check_ok(run) -> None:
     assert run.returncode == 0, run.tail()
 
 
-def test_without_the_weight_push_the_rollout_drifts(cpu_trainer, work):
-    """Negative control of the synced-rollout check (below): the same recipe with later weight pushes dropped."""
+def test_minibatch_scope_and_without_the_weight_push_the_rollout_drifts(cpu_trainer, work):
+    """One run checks two things: the minibatch scope's statistics cover the global mini-batch, and - the negative
+    control of the synced-rollout check below - with later weight pushes dropped the rollout drifts from the actor."""
     run = cpu_trainer.train(
         "countdown_vlnorm",
         [
             *TOY_REWARD,
             "trainer.total_training_steps=3",
             "actor_rollout_ref.actor.optim.lr=1e-3",
+            "algorithm.vl_norm.scope=minibatch",
+            "actor_rollout_ref.actor.ppo_mini_batch_size=2",  # 2 optimizer steps of 2 prompts x 4 responses
+            "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2",
             "actor_rollout_ref.model.external_lib=[vlnorm_verl.plugin,frozen_rollout]",
         ],
         work,
     )
     _check_ok(run)
+    assert run.steps() == [1, 2, 3]
+    # each mini-batch holds 8 responses, 4 per rank in micro-batches of 2: the weights' statistics (and the loss's
+    # normaliser D) are over all 8 - only the engine hook inside the workers can provide that
+    assert run.metric("actor/vl_norm/responses") == [8.0] * 3
+    assert all(g > 0 for g in run.metric("actor/grad_norm"))
     diffs = run.metric("training/rollout_probs_diff_max")
     assert diffs[0] <= SYNCED  # the first push (before any update) still happens
     assert max(diffs[1:]) > 100 * SYNCED, diffs
-
-
-def test_minibatch_scope_uses_the_global_mini_batch(cpu_trainer, work):
-    run = cpu_trainer.train(
-        "countdown_vlnorm",
-        [
-            *TOY_REWARD,
-            "trainer.total_training_steps=2",
-            "algorithm.vl_norm.scope=minibatch",
-            "actor_rollout_ref.actor.ppo_mini_batch_size=2",  # 2 optimizer steps of 2 prompts x 4 responses
-            "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2",
-        ],
-        work,
-    )
-    _check_ok(run)
-    assert run.steps() == [1, 2]
-    # each mini-batch holds 8 responses, 4 per rank in micro-batches of 2: the weights' statistics (and the loss's
-    # normaliser D) are over all 8 - only the engine hook inside the workers can provide that
-    assert run.metric("actor/vl_norm/responses") == [8.0, 8.0]
-    assert all(g > 0 for g in run.metric("actor/grad_norm"))
 
 
 def test_dapo_without_signal_stops_within_the_bound(cpu_trainer, work):
