@@ -92,7 +92,7 @@ model, data, work, mode = sys.argv[1:5]
 overrides = sft.sft_overrides(Path(model), Path(data), Path(work), sft.WarmStartSettings(steps=1, batch_size=4), 4)
 overrides += ["checkpoint.save_contents=[]", "trainer.logger=[console]"]
 if mode == "verl-default":
-    sft_cpu.CPU_DEFAULTS = sft_cpu.CPU_DEFAULTS[:3]
+    sft_cpu.CPU_DEFAULTS = tuple(d for d in sft_cpu.CPU_DEFAULTS if "mixed_precision" not in d)
     sft_cpu.require_fp32 = lambda *a, **k: None
 seen = set()
 def hook(module, args):

@@ -304,8 +304,9 @@ def patch_process_group_init() -> bool:
 def activate() -> None:
     """Make the CPU platform this process's verl platform, also when verl already resolved another one here.
 
-    A launcher that checked a config before exporting ``VERL_PLATFORM=cpu`` may have let verl auto-detect its
-    platform (CUDA by default when no accelerator is found); verl's public ``set_platform`` replaces it.
+    Code that ran before ``VERL_PLATFORM=cpu`` was exported (``vlnorm-verl train``'s checks, imports in plain
+    ``main_ppo``) may have let verl auto-detect its platform (CUDA by default when no accelerator is found);
+    verl's public ``set_platform`` replaces it. The ``cluster=cpu`` Hydra callback calls this in the driver.
     """
     apply_env()
     install_if_requested()

@@ -111,9 +111,9 @@ def check_cpu_config(cfg: Any) -> None:
 
 
 def prepare_driver() -> None:
-    """Export the CPU platform's environment in this process and install the platform here too."""
-    cpu_platform.apply_env()
-    cpu_platform.install_if_requested()
+    """Export the CPU platform's environment in this process and make it verl's platform here too, also when verl
+    already resolved another one (main_ppo's ``auto_set_device`` runs after this and would switch to that device)."""
+    cpu_platform.activate()
 
 
 def _on_job_start(config: Any) -> None:

@@ -384,8 +384,7 @@ def _execute(launch: Launch) -> int:
     env.update(launch.env)
     from vlnorm_verl.cpu import run as cpu_run
 
-    on_cpu = cpu_run.is_cpu_run(launch.cfg)
-    if on_cpu:
+    if cpu_run.is_cpu_run(launch.cfg):
         from vlnorm_verl.cpu.platform import apply_env
 
         apply_env(env)  # the driver and a Ray cluster it starts select the CPU platform
@@ -398,16 +397,15 @@ def _execute(launch: Launch) -> int:
     command = launch.command()
     print("[vlnorm-verl] running in this process: " + " ".join(command), file=sys.stderr, flush=True)
     sys.stdout.flush()
-    return run_main_ppo(command[3:], env, on_cpu)
+    return run_main_ppo(command[3:], env)
 
 
-def run_main_ppo(argv: list[str], env: dict[str, str], on_cpu: bool = False) -> int:
-    """``python -m verl.trainer.main_ppo *argv`` with environment ``env``, in this process (module docstring)."""
+def run_main_ppo(argv: list[str], env: dict[str, str]) -> int:
+    """``python -m verl.trainer.main_ppo *argv`` with environment ``env``, in this process (module docstring).
+
+    A CPU run's driver gets the CPU platform from the ``cluster=cpu`` Hydra callback, as in plain ``main_ppo``
+    (:func:`vlnorm_verl.cpu.run.prepare_driver`)."""
     os.environ.update(env)
-    if on_cpu:  # verl's driver-side code (auto_set_device) must see the CPU platform; GPU runs never import it
-        from vlnorm_verl.cpu import platform as cpu_platform
-
-        cpu_platform.activate()
     from hydra.core.global_hydra import GlobalHydra
     from verl.trainer import main_ppo
 
