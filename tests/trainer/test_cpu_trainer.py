@@ -37,10 +37,11 @@ def _check_ok(run) -> None:
     assert run.returncode == 0, run.tail()
 
 
-def test_minibatch_scope_and_without_the_weight_push_the_rollout_drifts(cpu_trainer, work):
-    """One run checks two things: the minibatch scope's statistics cover the global mini-batch, and - the negative
-    control of the synced-rollout check below - with later weight pushes dropped the rollout drifts from the actor."""
-    run = cpu_trainer.train(
+#: the runs that need nothing from each other, by name: (recipe, overrides, timeout in seconds)
+INDEPENDENT_RUNS = {
+    # one run checks two things: the minibatch scope's statistics cover the global mini-batch, and - the negative
+    # control of the synced-rollout check below - with later weight pushes dropped the rollout drifts from the actor
+    "minibatch_without_weight_push": (
         "countdown_vlnorm",
         [
             *TOY_REWARD,
@@ -51,8 +52,36 @@ def test_minibatch_scope_and_without_the_weight_push_the_rollout_drifts(cpu_trai
             "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2",
             "actor_rollout_ref.model.external_lib=[vlnorm_verl.plugin,frozen_rollout]",
         ],
-        work,
-    )
+        420,
+    ),
+    "dapo_without_signal": (
+        "countdown_dapo_vlnorm",
+        [*NO_REWARD, "trainer.total_training_steps=2", "algorithm.filter_groups.max_num_gen_batches=3"],
+        300,
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def independent_runs(cpu_trainer, tmp_path_factory) -> dict:
+    """:data:`INDEPENDENT_RUNS`, launched side by side (two launches, each with its own Ray cluster in its own
+    network namespace): on 2 cores the pair ends sooner than the two one after the other, whose start-ups are
+    mostly serial work on one core."""
+    root, t0, started = tmp_path_factory.mktemp("independent_runs"), time.monotonic(), {}
+    for name, (recipe, overrides, _) in INDEPENDENT_RUNS.items():
+        started[name] = cpu_trainer.start(recipe, overrides, root / name)
+    runs = {}
+    while started:  # each run is read as it ends (its wall time is its own), or killed at its timeout
+        for name, proc in list(started.items()):
+            recipe, overrides, timeout = INDEPENDENT_RUNS[name]
+            if proc.poll() is not None or time.monotonic() - t0 > timeout:
+                runs[name] = cpu_trainer.finish(started.pop(name), recipe, overrides, root / name, timeout, t0)
+        time.sleep(0.5)
+    return runs
+
+
+def test_minibatch_scope_and_without_the_weight_push_the_rollout_drifts(independent_runs):
+    run = independent_runs["minibatch_without_weight_push"]
     _check_ok(run)
     assert run.steps() == [1, 2, 3]
     # each mini-batch holds 8 responses, 4 per rank in micro-batches of 2: the weights' statistics (and the loss's
@@ -64,18 +93,12 @@ def test_minibatch_scope_and_without_the_weight_push_the_rollout_drifts(cpu_trai
     assert max(diffs[1:]) > 100 * SYNCED, diffs
 
 
-def test_dapo_without_signal_stops_within_the_bound(cpu_trainer, work):
-    t0 = time.monotonic()
-    run = cpu_trainer.train(
-        "countdown_dapo_vlnorm",
-        [*NO_REWARD, "trainer.total_training_steps=2", "algorithm.filter_groups.max_num_gen_batches=3"],
-        work,
-        timeout=300,
-    )
+def test_dapo_without_signal_stops_within_the_bound(independent_runs):
+    run = independent_runs["dapo_without_signal"]
     assert run.returncode not in (0, -9), run.tail()  # failed by itself, not killed by the timeout
     assert "max_num_gen_batches" in run.output, run.tail()
     assert run.steps() == []
-    assert time.monotonic() - t0 < 300
+    assert run.wall_s < INDEPENDENT_RUNS["dapo_without_signal"][2]
 
 
 def _check_trained_with_synced_rollout(records: list[dict]) -> None:
