@@ -53,6 +53,7 @@ LONG_CAP = 128  # VL Norm with alpha > 0 and overlong filtering: fewer runs with
 BUFFER = 16  # model=tiny's DAPO overlong buffer
 PROBE_UNIT = 2.0**-16  # length probe: penalty -(L - 1) * PROBE_UNIT
 TOL = 1e-4
+AT_ONCE = 3  # recipe runs side by side (SideBySideRuns)
 
 
 @dataclass(frozen=True)
@@ -140,9 +141,10 @@ def _overrides(recipe: str, dump_dir: Path) -> list[str]:
     ]
 
 
-class PairedRuns:
-    """Runs the recipes two at a time (two launches side by side, one rank and one Ray cluster each: on 2 cores a
-    pair takes ~86 s where one run takes ~63 s) and keeps each run for its test."""
+class SideBySideRuns:
+    """Runs the recipes :data:`AT_ONCE` at a time (launches side by side, one rank and one Ray cluster each, each in
+    its own network namespace: a run's start-up is mostly serial work on one core, so on 2 cores a group ends
+    sooner than its runs one after the other) and keeps each run for its test."""
 
     def __init__(self, recipe_trainer, root: Path, selected: list[str]) -> None:
         self.recipe_trainer, self.root, self.selected = recipe_trainer, root, selected
@@ -154,7 +156,7 @@ class PairedRuns:
     def get(self, recipe: str):
         if recipe not in self.runs:
             rest = [r for r in self.selected if r not in self.runs and r != recipe and self._runnable(r)]
-            batch = [recipe, *rest[:1]]
+            batch = [recipe, *rest[: AT_ONCE - 1]]
             trainer, t0 = self.recipe_trainer.trainer, time.monotonic()
             started = []
             for r in batch:
@@ -167,17 +169,17 @@ class PairedRuns:
 
 
 @pytest.fixture(scope="module")
-def recipe_runs(recipe_trainer, tmp_path_factory, request) -> PairedRuns:
+def recipe_runs(recipe_trainer, tmp_path_factory, request) -> SideBySideRuns:
     selected = [
         item.callspec.params["recipe"]
         for item in request.session.items
         if item.module is request.module and hasattr(item, "callspec") and "recipe" in item.callspec.params
     ]
-    return PairedRuns(recipe_trainer, tmp_path_factory.mktemp("recipe_runs"), selected)
+    return SideBySideRuns(recipe_trainer, tmp_path_factory.mktemp("recipe_runs"), selected)
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
-def test_recipe_trains_with_its_defining_features(recipe: str, recipe_trainer, recipe_runs: PairedRuns) -> None:
+def test_recipe_trains_with_its_defining_features(recipe: str, recipe_trainer, recipe_runs: SideBySideRuns) -> None:
     task, method_name = recipe.split("_", 1)
     method = METHODS[method_name]
     alpha = PAPER_ALPHA[task] if method.alpha == -1.0 else method.alpha
@@ -188,7 +190,7 @@ def test_recipe_trains_with_its_defining_features(recipe: str, recipe_trainer, r
     assert run.returncode == 0, run.tail()
     assert run.steps() == [1], run.tail()
     metrics = run.records[0]["data"]
-    print(  # what the run measured (pytest -s): wall time of its pair, its one step, lengths, advantages
+    print(  # what the run measured (pytest -s): wall time of its group, its one step, lengths, advantages
         f"{recipe}: wall {run.wall_s:.0f} s, step {metrics['timing_s/step']:.1f} s, lengths "
         f"{metrics['response_length/min']:.0f}-{metrics['response_length/max']:.0f} "
         f"(clip {metrics['response_length/clip_ratio']:.2f}), advantages {metrics['critic/advantages/min']:.3f}"
