@@ -9,6 +9,11 @@ imported from there through ``PYTHONPATH``, in the driver and in every Ray worke
 this checkout as a ratio to it. Every run executes in a private network namespace (root and unshare), as the
 tests do; nothing else should run meanwhile.
 
+It also reads the CPU time of every process the launch started (sampled every 0.25 s until step 1 is logged;
+the last fraction of a second of a process that exits before then is missed) and prints it by process, with
+its sum divided by the machine's cores: the wall time to step 1 cannot be below that floor on this machine
+however the processes were scheduled.
+
 Usage: python bench/bench_startup.py [--baseline 701443b] [--ranks 2] [--repeat 1]
 """
 
@@ -22,7 +27,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections import defaultdict
 from pathlib import Path
+
+import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "support"))
@@ -70,16 +78,54 @@ def one_run(pythonpath: str, data: Path, cache: Path, work: Path, ranks: int) ->
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     logs = work / "runs" / "logs" / f"{RECIPE}-tiny"
+    cpu: dict[int, tuple[str, float]] = {}  # pid -> (process, CPU-seconds so far)
+    sampled = 0.0
     while proc.poll() is None and time.monotonic() - t0 < 600:
-        if "step 1 logged" not in marks and any(p.stat().st_size > 0 for p in logs.glob("*/*/*.jsonl")):
-            marks["step 1 logged"] = time.monotonic() - t0
+        if "step 1 logged" not in marks:
+            if time.monotonic() - sampled >= 0.25:
+                sampled = time.monotonic()
+                _sample_cpu(proc.pid, cpu)
+            if any(p.stat().st_size > 0 for p in logs.glob("*/*/*.jsonl")):
+                _sample_cpu(proc.pid, cpu)
+                marks["step 1 logged"] = time.monotonic() - t0
         time.sleep(0.05)
     proc.wait(timeout=60)
     reader.join(timeout=10)
     marks["process exit"] = time.monotonic() - t0
+    by_process: dict[str, float] = defaultdict(float)
+    for name, seconds in cpu.values():
+        by_process[name] += seconds
+    marks.update({f"cpu {name}": seconds for name, seconds in by_process.items()})
     if proc.returncode != 0 or "step 1 logged" not in marks:
         raise SystemExit(f"run failed (exit {proc.returncode}):\n{''.join(lines[-60:])}")
     return marks
+
+
+def _process_name(p: psutil.Process) -> str:
+    """A Ray actor's class (``ray::TaskRunnerV1``), a Ray daemon's binary, or the launcher."""
+    cmdline = p.cmdline()
+    if not cmdline:
+        return p.name()
+    if cmdline[0].startswith("ray::"):
+        return cmdline[0].split(".")[0].split()[0]
+    if "vlnorm_verl.launch.cli" in cmdline:
+        return "launcher (verl's driver)"
+    script = next((Path(a).name for a in cmdline[1:] if a.endswith(".py")), None)
+    return f"ray {script}" if script else Path(cmdline[0]).name
+
+
+def _sample_cpu(root: int, cpu: dict[int, tuple[str, float]]) -> None:
+    try:
+        procs = [psutil.Process(root), *psutil.Process(root).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for p in procs:
+        try:
+            with p.oneshot():
+                times = p.cpu_times()
+                cpu[p.pid] = (_process_name(p), times.user + times.system)
+        except psutil.Error:
+            pass
 
 
 def measure(label: str, pythonpath: str, data: Path, cache: Path, root: Path, args) -> dict[str, float]:
@@ -88,7 +134,8 @@ def measure(label: str, pythonpath: str, data: Path, cache: Path, root: Path, ar
         runs.append(one_run(pythonpath, data, cache, root / f"{label}-{i}", args.ranks))
         print(f"[{label}] run {i + 1}: step 1 logged at {runs[-1]['step 1 logged']:.1f} s", flush=True)
     keys = [name for name, _ in PHASES] + ["step 1 logged", "process exit"]
-    return {k: statistics.median(r.get(k, float("nan")) for r in runs) for k in keys}
+    keys += sorted({k for r in runs for k in r if k.startswith("cpu ")})
+    return {k: statistics.median(r.get(k, 0.0 if k.startswith("cpu ") else float("nan")) for r in runs) for k in keys}
 
 
 def main() -> None:
@@ -121,7 +168,7 @@ def main() -> None:
     print("| phase ends | " + " | ".join(labels) + (" | ratio |" if len(labels) == 2 else " |"))
     print("|---" * (len(labels) + 1 + (len(labels) == 2)) + "|")
     previous = dict.fromkeys(labels, 0.0)
-    for key in results[labels[-1]]:
+    for key in [k for k in results[labels[-1]] if not k.startswith("cpu ")]:
         cells = []
         for label in labels:
             at = results[label][key]
@@ -129,6 +176,22 @@ def main() -> None:
             previous[label] = at if at == at else previous[label]
         ratio = f" | {results[labels[1]][key] / results[labels[0]][key]:.2f}" if len(labels) == 2 else ""
         print(f"| {key} | " + " | ".join(cells) + ratio + " |")
+    _print_cpu(results, labels)
+
+
+def _print_cpu(results: dict[str, dict[str, float]], labels: list[str]) -> None:
+    cores = os.cpu_count() or 1
+    names = sorted({k for label in labels for k in results[label] if k.startswith("cpu ")},
+                   key=lambda k: -results[labels[-1]].get(k, 0.0))  # fmt: skip
+    print(f"\nCPU-seconds used until step 1 was logged, by process (Ray actors by class; {cores} cores)")
+    print("| process | " + " | ".join(labels) + " |")
+    print("|---" * (len(labels) + 1) + "|")
+    for key in names:
+        print(f"| {key[4:]} | " + " | ".join(f"{results[label].get(key, 0.0):.1f}" for label in labels) + " |")
+    totals = [sum(v for k, v in results[label].items() if k.startswith("cpu ")) for label in labels]
+    print("| all | " + " | ".join(f"{t:.1f}" for t in totals) + " |")
+    print("| all / cores: the floor of the wall to step 1 | " + " | ".join(f"{t / cores:.1f}" for t in totals) + " |")
+    print("| step 1 logged (wall) | " + " | ".join(f"{results[label]['step 1 logged']:.1f}" for label in labels) + " |")
 
 
 if __name__ == "__main__":
