@@ -116,7 +116,8 @@ def _process_name(p: psutil.Process) -> str:
 
 def _sample_cpu(root: int, cpu: dict[int, tuple[str, float]]) -> None:
     try:
-        procs = [psutil.Process(root), *psutil.Process(root).children(recursive=True)]
+        launcher = psutil.Process(root)
+        procs = [launcher, *launcher.children(recursive=True)]
     except psutil.NoSuchProcess:
         return
     for p in procs:

@@ -64,20 +64,11 @@ INDEPENDENT_RUNS = {
 
 @pytest.fixture(scope="module")
 def independent_runs(cpu_trainer, tmp_path_factory) -> dict:
-    """:data:`INDEPENDENT_RUNS`, launched side by side (two launches, each with its own Ray cluster in its own
-    network namespace): on 2 cores the pair ends sooner than the two one after the other, whose start-ups are
-    mostly serial work on one core."""
-    root, t0, started = tmp_path_factory.mktemp("independent_runs"), time.monotonic(), {}
-    for name, (recipe, overrides, _) in INDEPENDENT_RUNS.items():
-        started[name] = cpu_trainer.start(recipe, overrides, root / name)
-    runs = {}
-    while started:  # each run is read as it ends (its wall time is its own), or killed at its timeout
-        for name, proc in list(started.items()):
-            recipe, overrides, timeout = INDEPENDENT_RUNS[name]
-            if proc.poll() is not None or time.monotonic() - t0 > timeout:
-                runs[name] = cpu_trainer.finish(started.pop(name), recipe, overrides, root / name, timeout, t0)
-        time.sleep(0.5)
-    return runs
+    """:data:`INDEPENDENT_RUNS`, launched side by side (``CPUTrainer.train_side_by_side``)."""
+    root = tmp_path_factory.mktemp("independent_runs")
+    launches = {name: (recipe, overrides, root / name, timeout)
+                for name, (recipe, overrides, timeout) in INDEPENDENT_RUNS.items()}  # fmt: skip
+    return cpu_trainer.train_side_by_side(launches)
 
 
 def test_minibatch_scope_and_without_the_weight_push_the_rollout_drifts(independent_runs):

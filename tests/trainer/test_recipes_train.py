@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,9 +141,8 @@ def _overrides(recipe: str, dump_dir: Path) -> list[str]:
 
 
 class SideBySideRuns:
-    """Runs the recipes :data:`AT_ONCE` at a time (launches side by side, one rank and one Ray cluster each, each in
-    its own network namespace: a run's start-up is mostly serial work on one core, so on 2 cores a group ends
-    sooner than its runs one after the other) and keeps each run for its test."""
+    """Runs the recipes :data:`AT_ONCE` at a time (``CPUTrainer.train_side_by_side``, one rank each) and keeps each
+    run for its test."""
 
     def __init__(self, recipe_trainer, root: Path, selected: list[str]) -> None:
         self.recipe_trainer, self.root, self.selected = recipe_trainer, root, selected
@@ -157,14 +155,9 @@ class SideBySideRuns:
         if recipe not in self.runs:
             rest = [r for r in self.selected if r not in self.runs and r != recipe and self._runnable(r)]
             batch = [recipe, *rest[: AT_ONCE - 1]]
-            trainer, t0 = self.recipe_trainer.trainer, time.monotonic()
-            started = []
-            for r in batch:
-                work = self.root / r
-                overrides = _overrides(r, work / "dump")
-                started.append((r, work, overrides, trainer.start(r, overrides, work, VLNORM_CPU_RANKS="1")))
-            for r, work, overrides, proc in started:
-                self.runs[r] = (trainer.finish(proc, r, overrides, work, 420, t0), work / "dump")
+            launches = {r: (r, _overrides(r, self.root / r / "dump"), self.root / r, 420) for r in batch}
+            runs = self.recipe_trainer.trainer.train_side_by_side(launches, VLNORM_CPU_RANKS="1")
+            self.runs.update({r: (run, self.root / r / "dump") for r, run in runs.items()})
         return self.runs[recipe]
 
 
